@@ -1,0 +1,240 @@
+//! The configuration model shared by every role.
+//!
+//! Configuration comes from three places, later ones winning: a TOML file, environment variables
+//! named `STRATA_<SECTION>__<KEY>` (for example `STRATA_DATABASE__URL`), and the main
+//! command-line flags. `docs/configuration.md` lists every key with its default; keep it in step
+//! with this file.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole configuration. Every section has defaults, so an empty file is valid.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub identity: IdentityConfig,
+    pub security_compliance: SecurityCompliance,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the one HTTP listener binds.
+    pub listen: String,
+    /// Base URL written into the service catalog; empty means `http://<listen>`.
+    pub public_url: String,
+    /// Where the embedded database, keys and `clouds.yaml` live (the `up` role).
+    pub data_dir: Option<PathBuf>,
+    /// Region name used for catalog entries created at bootstrap.
+    pub region: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8440".into(),
+            public_url: String::new(),
+            data_dir: None,
+            region: "RegionOne".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The base URL clients should use.
+    pub fn base_url(&self, bound: &std::net::SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`. Empty means
+    /// `sqlite://<data_dir>/strata.db`.
+    pub url: String,
+    /// Upper bound on pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes (Keystone's `max_request_body_size`); larger
+    /// bodies are answered 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 114_688 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Token lifetime in seconds (Keystone `[token] expiration`).
+    pub token_expiration: u64,
+    /// How long after expiry a token may still be validated with `allow_expired=true`
+    /// (Keystone `[token] allow_expired_window`), in seconds.
+    pub allow_expired_window: u64,
+    /// bcrypt cost for password hashes (Keystone `[identity] password_hash_rounds`).
+    pub password_hash_rounds: u32,
+    /// Seconds between signing-key rotations.
+    pub key_rotation_interval: u64,
+    /// How many signing keys stay valid for verification (the newest signs).
+    pub max_active_keys: u32,
+    /// Password for the bootstrap `admin` user; empty means generate one on first start.
+    pub bootstrap_password: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            token_expiration: 3600,
+            allow_expired_window: 172_800,
+            password_hash_rounds: 12,
+            key_rotation_interval: 86_400,
+            max_active_keys: 3,
+            bootstrap_password: String::new(),
+        }
+    }
+}
+
+/// Keystone's `[security_compliance]` options, with Keystone's defaults (all off).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityCompliance {
+    /// Failed password attempts before a user is locked out; 0 disables lockout.
+    pub lockout_failure_attempts: u32,
+    /// Seconds a locked-out user stays locked; 0 means until an admin re-enables the user.
+    pub lockout_duration: u64,
+    /// A new password must differ from the last N; 0 (or 1) disables history checks.
+    pub unique_last_password_count: u32,
+    /// Days before a user may change their password again; 0 disables.
+    pub minimum_password_age: u32,
+    /// Days before a password expires; 0 means never.
+    pub password_expires_days: u32,
+    /// A regular expression new passwords must match; empty disables.
+    pub password_regex: String,
+    /// Human explanation of `password_regex`, shown when it fails.
+    pub password_regex_description: String,
+    /// Users created or reset by an admin must change their password before using it.
+    pub change_password_upon_first_use: bool,
+}
+
+/// A problem loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing configuration")]
+    Parse(#[source] toml::de::Error),
+    #[error("environment variable {0}: unknown section or key")]
+    UnknownEnv(String),
+}
+
+impl Config {
+    /// Loads a TOML file (or an empty document when `path` is `None`), then applies
+    /// `STRATA_<SECTION>__<KEY>` variables from `env`.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?,
+            None => String::new(),
+        };
+        let mut doc: toml::Table = text.parse().map_err(ConfigError::Parse)?;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("STRATA_") else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if !KNOWN_SECTIONS.contains(&section.as_str()) {
+                return Err(ConfigError::UnknownEnv(k));
+            }
+            let entry = doc
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key, env_value(&v));
+            }
+        }
+        toml::Value::Table(doc).try_into().map_err(ConfigError::Parse)
+    }
+}
+
+const KNOWN_SECTIONS: &[&str] = &["server", "database", "http", "identity", "security_compliance"];
+
+/// An environment value is read as a TOML value when it parses as a number or boolean, and as a
+/// string otherwise, so `STRATA_HTTP__MAX_BODY_BYTES=1024` and `STRATA_DATABASE__URL=...` both
+/// work without quoting.
+fn env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = v.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_keystone() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.identity.token_expiration, 3600);
+        assert_eq!(c.identity.password_hash_rounds, 12);
+        assert_eq!(c.security_compliance.lockout_failure_attempts, 0);
+        assert_eq!(c.http.max_body_bytes, 114_688);
+    }
+
+    #[test]
+    fn file_then_env_overrides() {
+        let dir = std::env::temp_dir().join(format!("strata-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "[database]\nurl = \"sqlite://a.db\"\n[identity]\ntoken_expiration = 60\n")
+            .unwrap();
+        let env = vec![
+            ("STRATA_DATABASE__URL".to_string(), "postgres://x@h/db".to_string()),
+            ("STRATA_SECURITY_COMPLIANCE__LOCKOUT_FAILURE_ATTEMPTS".into(), "2".into()),
+            ("UNRELATED".into(), "1".into()),
+        ];
+        let c = Config::load(Some(&p), env).unwrap();
+        assert_eq!(c.database.url, "postgres://x@h/db");
+        assert_eq!(c.identity.token_expiration, 60);
+        assert_eq!(c.security_compliance.lockout_failure_attempts, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let env = vec![("STRATA_NOPE__X".to_string(), "1".to_string())];
+        assert!(matches!(Config::load(None, env), Err(ConfigError::UnknownEnv(_))));
+        let env = vec![("STRATA_HTTP__NOPE".to_string(), "1".to_string())];
+        assert!(matches!(Config::load(None, env), Err(ConfigError::Parse(_))));
+    }
+}
