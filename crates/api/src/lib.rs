@@ -1,1 +1,17 @@
-//! placeholder
+//! HTTP plumbing shared by every service.
+//!
+//! Every service is an axum `Router` mounted under its path prefix on the one listener.
+//! [`assemble`] wraps them all with what every response needs: an `x-openstack-request-id`, an
+//! access-log line, Prometheus metrics per route and status, and the request body limit. What
+//! differs per service (error bodies, auth failures) stays in the service: this crate hands
+//! services the pieces ([`parse_json`], [`AuthContext`], [`TokenValidator`]) and lets each
+//! render its own errors.
+
+mod auth;
+mod http;
+mod json;
+pub mod metrics;
+
+pub use auth::{AuthContext, AuthFailure, Scope, TokenValidator, AUTH_TOKEN_HEADER};
+pub use http::{assemble, RequestId, REQUEST_ID_HEADER};
+pub use json::{parse_json, BodyError};

@@ -66,7 +66,10 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 16 }
+        Self {
+            url: String::new(),
+            max_connections: 16,
+        }
     }
 }
 
@@ -80,7 +83,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 114_688 }
+        Self {
+            max_body_bytes: 114_688,
+        }
     }
 }
 
@@ -160,14 +165,20 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let text = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?,
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
             None => String::new(),
         };
         let mut doc: toml::Table = text.parse().map_err(ConfigError::Parse)?;
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("STRATA_") else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = k.strip_prefix("STRATA_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
             if !KNOWN_SECTIONS.contains(&section.as_str()) {
                 return Err(ConfigError::UnknownEnv(k));
@@ -179,11 +190,19 @@ impl Config {
                 t.insert(key, env_value(&v));
             }
         }
-        toml::Value::Table(doc).try_into().map_err(ConfigError::Parse)
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(ConfigError::Parse)
     }
 }
 
-const KNOWN_SECTIONS: &[&str] = &["server", "database", "http", "identity", "security_compliance"];
+const KNOWN_SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "http",
+    "identity",
+    "security_compliance",
+];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a
 /// string otherwise, so `STRATA_HTTP__MAX_BODY_BYTES=1024` and `STRATA_DATABASE__URL=...` both
@@ -216,11 +235,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strata-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c.toml");
-        std::fs::write(&p, "[database]\nurl = \"sqlite://a.db\"\n[identity]\ntoken_expiration = 60\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "[database]\nurl = \"sqlite://a.db\"\n[identity]\ntoken_expiration = 60\n",
+        )
+        .unwrap();
         let env = vec![
-            ("STRATA_DATABASE__URL".to_string(), "postgres://x@h/db".to_string()),
-            ("STRATA_SECURITY_COMPLIANCE__LOCKOUT_FAILURE_ATTEMPTS".into(), "2".into()),
+            (
+                "STRATA_DATABASE__URL".to_string(),
+                "postgres://x@h/db".to_string(),
+            ),
+            (
+                "STRATA_SECURITY_COMPLIANCE__LOCKOUT_FAILURE_ATTEMPTS".into(),
+                "2".into(),
+            ),
             ("UNRELATED".into(), "1".into()),
         ];
         let c = Config::load(Some(&p), env).unwrap();
@@ -233,8 +261,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let env = vec![("STRATA_NOPE__X".to_string(), "1".to_string())];
-        assert!(matches!(Config::load(None, env), Err(ConfigError::UnknownEnv(_))));
+        assert!(matches!(
+            Config::load(None, env),
+            Err(ConfigError::UnknownEnv(_))
+        ));
         let env = vec![("STRATA_HTTP__NOPE".to_string(), "1".to_string())];
-        assert!(matches!(Config::load(None, env), Err(ConfigError::Parse(_))));
+        assert!(matches!(
+            Config::load(None, env),
+            Err(ConfigError::Parse(_))
+        ));
     }
 }

@@ -58,7 +58,11 @@ pub fn parse_iso(s: &str) -> Option<i64> {
         return Some((t.unix_timestamp_nanos() / 1_000) as i64);
     }
     // No zone: treat as UTC. Accept a missing seconds field too, as oslo's parser does.
-    let with_z = if s.len() == 16 { format!("{s}:00Z") } else { format!("{s}Z") };
+    let with_z = if s.len() == 16 {
+        format!("{s}:00Z")
+    } else {
+        format!("{s}Z")
+    };
     OffsetDateTime::parse(&with_z, &Rfc3339)
         .ok()
         .map(|t| (t.unix_timestamp_nanos() / 1_000) as i64)

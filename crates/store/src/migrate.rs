@@ -40,7 +40,9 @@ impl Store {
     pub async fn migrate(&self) -> Result<Vec<i64>> {
         let mut conn = self.pool().acquire().await.map_err(from_sqlx)?;
         if self.dialect() == Dialect::Postgres {
-            conn.execute("SELECT pg_advisory_lock(7270736961)").await.map_err(from_sqlx)?;
+            conn.execute("SELECT pg_advisory_lock(7270736961)")
+                .await
+                .map_err(from_sqlx)?;
         }
         let result = self.migrate_on(&mut conn).await;
         if self.dialect() == Dialect::Postgres {
@@ -60,7 +62,10 @@ impl Store {
             .fetch_all(&mut *conn)
             .await
             .map_err(from_sqlx)?;
-        let done: Vec<i64> = rows.iter().filter_map(|r| r.try_get("version").ok()).collect();
+        let done: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.try_get("version").ok())
+            .collect();
         let mut applied = Vec::new();
         for m in MIGRATIONS {
             if done.contains(&m.version) {
@@ -70,15 +75,22 @@ impl Store {
                 Dialect::Sqlite => m.sqlite.unwrap_or(m.sql),
                 Dialect::Postgres => m.postgres.unwrap_or(m.sql),
             };
-            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(from_sqlx)?;
-            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(from_sqlx)?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_micros())
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(from_sqlx)?;
+            sqlx::raw_sql(sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(from_sqlx)?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
             tx.commit().await.map_err(from_sqlx)?;
             tracing::info!(version = m.version, name = m.name, "applied migration");
             applied.push(m.version);
@@ -92,6 +104,9 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(from_sqlx)?;
-        Ok(rows.iter().filter_map(|r| r.try_get("version").ok()).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get("version").ok())
+            .collect())
     }
 }

@@ -55,7 +55,9 @@ impl Store {
             )));
         };
         if url.contains(":memory:") {
-            return Err(Error::invalid("in-memory SQLite is not supported; use a file"));
+            return Err(Error::invalid(
+                "in-memory SQLite is not supported; use a file",
+            ));
         }
         let url = if dialect == Dialect::Sqlite && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -81,7 +83,11 @@ impl Store {
             .await
             .map_err(|e| Error::Unavailable(format!("connecting to the database: {e}")))?;
         let (committed, _) = watch::channel(0);
-        Ok(Store { pool, dialect, committed })
+        Ok(Store {
+            pool,
+            dialect,
+            committed,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -131,7 +137,11 @@ impl Store {
         .map_err(from_sqlx)?
         .try_get("value")
         .map_err(from_sqlx)?;
-        let mut tx = Tx { inner, revision, seq: 0 };
+        let mut tx = Tx {
+            inner,
+            revision,
+            seq: 0,
+        };
         let out = f(&mut tx).await?;
         let recorded = tx.seq > 0;
         tx.inner.commit().await.map_err(from_sqlx)?;
@@ -273,7 +283,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite:///x.db"), "sqlite:///x.db");
     }

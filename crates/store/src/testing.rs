@@ -20,7 +20,11 @@ impl TestDb {
         let url = format!("sqlite://{}/test.db", dir.path().display());
         let store = Store::connect(&url, 8).await.expect("connect sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestDb { store, label: "sqlite", _dir: Some(dir) }
+        TestDb {
+            store,
+            label: "sqlite",
+            _dir: Some(dir),
+        }
     }
 
     /// A migrated store on a new database of the test PostgreSQL server, or `None` when no
@@ -42,9 +46,15 @@ impl TestDb {
             .expect("create test database");
         admin.close().await;
         let (head, _) = base.rsplit_once('/').expect("postgres url has a database");
-        let store = Store::connect(&format!("{head}/{name}"), 8).await.expect("connect");
+        let store = Store::connect(&format!("{head}/{name}"), 8)
+            .await
+            .expect("connect");
         store.migrate().await.expect("migrate postgres");
-        Some(TestDb { store, label: "postgres", _dir: None })
+        Some(TestDb {
+            store,
+            label: "postgres",
+            _dir: None,
+        })
     }
 
     /// Both backends (PostgreSQL only when configured).

@@ -28,9 +28,16 @@ async fn insert_lease_row(db: &TestDb, name: &str) -> Result<i64, Error> {
 async fn migrations_are_idempotent() {
     for db in TestDb::all().await {
         let again = db.store.migrate().await.unwrap();
-        assert!(again.is_empty(), "{}: re-migrate applied {again:?}", db.label);
+        assert!(
+            again.is_empty(),
+            "{}: re-migrate applied {again:?}",
+            db.label
+        );
         let applied = db.store.applied_migrations().await.unwrap();
-        let want: Vec<i64> = strata_store::migrate::MIGRATIONS.iter().map(|m| m.version).collect();
+        let want: Vec<i64> = strata_store::migrate::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect();
         assert_eq!(applied, want, "{}", db.label);
     }
 }
@@ -42,8 +49,16 @@ async fn every_write_records_its_revision_in_order() {
         let r2 = insert_lease_row(&db, "b").await.unwrap();
         assert!(r2 > r1, "{}", db.label);
         let changes = db.store.changes_since(0, 100).await.unwrap();
-        let ids: Vec<_> = changes.iter().map(|c| (c.revision, c.id.as_str(), c.op)).collect();
-        assert_eq!(ids, vec![(r1, "a", Op::Create), (r2, "b", Op::Create)], "{}", db.label);
+        let ids: Vec<_> = changes
+            .iter()
+            .map(|c| (c.revision, c.id.as_str(), c.op))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![(r1, "a", Op::Create), (r2, "b", Op::Create)],
+            "{}",
+            db.label
+        );
         assert_eq!(db.store.current_revision().await.unwrap(), r2);
         assert!(db.store.changes_since(r2, 100).await.unwrap().is_empty());
     }
@@ -55,8 +70,17 @@ async fn a_failed_write_leaves_no_row_and_no_change() {
         insert_lease_row(&db, "dup").await.unwrap();
         let before = db.store.current_revision().await.unwrap();
         let err = insert_lease_row(&db, "dup").await.unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists(_)), "{}: {err:?}", db.label);
-        assert_eq!(db.store.current_revision().await.unwrap(), before, "{}", db.label);
+        assert!(
+            matches!(err, Error::AlreadyExists(_)),
+            "{}: {err:?}",
+            db.label
+        );
+        assert_eq!(
+            db.store.current_revision().await.unwrap(),
+            before,
+            "{}",
+            db.label
+        );
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leases")
             .fetch_one(db.store.pool())
             .await
@@ -128,8 +152,15 @@ async fn leases_have_one_holder_until_expiry() {
     for db in TestDb::all().await {
         let s = &db.store;
         assert!(s.lease_acquire("ctl", "a", 60_000).await.unwrap());
-        assert!(!s.lease_acquire("ctl", "b", 60_000).await.unwrap(), "{}", db.label);
-        assert!(s.lease_acquire("ctl", "a", 60_000).await.unwrap(), "renewal");
+        assert!(
+            !s.lease_acquire("ctl", "b", 60_000).await.unwrap(),
+            "{}",
+            db.label
+        );
+        assert!(
+            s.lease_acquire("ctl", "a", 60_000).await.unwrap(),
+            "renewal"
+        );
         s.lease_release("ctl", "a").await.unwrap();
         assert!(s.lease_acquire("ctl", "b", 0).await.unwrap());
         // b's lease had a zero ttl: it is already expired, so a may take it.
@@ -138,7 +169,10 @@ async fn leases_have_one_holder_until_expiry() {
             if s.lease_acquire("ctl", "a", 60_000).await.unwrap() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "expired lease never freed");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expired lease never freed"
+            );
             tokio::task::yield_now().await;
         }
     }

@@ -1,0 +1,90 @@
+//! The request's identity, as established from `X-Auth-Token` by the identity service.
+
+use std::sync::Arc;
+
+/// The header carrying the caller's token.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+
+/// What a token is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Unscoped,
+    Project {
+        id: String,
+        name: String,
+        domain_id: String,
+        domain_name: String,
+    },
+    Domain {
+        id: String,
+        name: String,
+    },
+    System,
+}
+
+/// Who is calling, with the roles their token carries (implied roles expanded). Built once per
+/// request by the auth layer and handed to handlers and policy.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub user_id: String,
+    pub user_name: String,
+    pub user_domain_id: String,
+    pub scope: Scope,
+    /// Role names, implied roles included.
+    pub roles: Vec<String>,
+    /// Role ids matching `roles`.
+    pub role_ids: Vec<String>,
+    /// The token's audit ids (its own first, then its parent's on rescoping).
+    pub audit_ids: Vec<String>,
+    /// Set when the token came from an application credential.
+    pub app_cred_id: Option<String>,
+    /// Token expiry, microseconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl AuthContext {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    pub fn project_id(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Project { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+    pub fn domain_id(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Domain { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+    pub fn is_system(&self) -> bool {
+        matches!(self.scope, Scope::System)
+    }
+    /// Cloud administrator in the sense of the legacy `admin_required` rule: the `admin` role
+    /// on any scope.
+    pub fn is_admin(&self) -> bool {
+        self.has_role("admin")
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `X-Auth-Token` header.
+    Missing,
+    /// Malformed, foreign-signed, tampered with, expired or revoked.
+    Invalid,
+}
+
+/// Validates tokens for every service. The identity service implements it; validation must not
+/// need a database read on the hot path.
+pub trait TokenValidator: Send + Sync + 'static {
+    fn validate(&self, token: &str) -> Result<AuthContext, AuthFailure>;
+}
+
+impl<T: TokenValidator> TokenValidator for Arc<T> {
+    fn validate(&self, token: &str) -> Result<AuthContext, AuthFailure> {
+        (**self).validate(token)
+    }
+}
