@@ -1,6 +1,7 @@
 //! The request's identity, as established from `X-Auth-Token` by the identity service.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 
 /// The header carrying the caller's token.
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
@@ -77,14 +78,13 @@ pub enum AuthFailure {
     Invalid,
 }
 
-/// Validates tokens for every service. The identity service implements it; validation must not
-/// need a database read on the hot path.
-pub trait TokenValidator: Send + Sync + 'static {
-    fn validate(&self, token: &str) -> Result<AuthContext, AuthFailure>;
-}
+/// The future [`TokenValidator::validate`] returns.
+pub type ValidateFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AuthContext, AuthFailure>> + Send + 'a>>;
 
-impl<T: TokenValidator> TokenValidator for Arc<T> {
-    fn validate(&self, token: &str) -> Result<AuthContext, AuthFailure> {
-        (**self).validate(token)
-    }
+/// Validates tokens for every service. The identity service implements it; validation must not
+/// need a database read on the hot path (signature and revocation checks are in memory, and
+/// resolved roles are cached until an identity change).
+pub trait TokenValidator: Send + Sync + 'static {
+    fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a>;
 }

@@ -12,6 +12,8 @@ mod http;
 mod json;
 pub mod metrics;
 
-pub use auth::{AuthContext, AuthFailure, Scope, TokenValidator, AUTH_TOKEN_HEADER};
+pub use auth::{
+    AuthContext, AuthFailure, Scope, TokenValidator, ValidateFuture, AUTH_TOKEN_HEADER,
+};
 pub use http::{assemble, RequestId, REQUEST_ID_HEADER};
 pub use json::{parse_json, BodyError};

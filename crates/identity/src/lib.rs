@@ -1,1 +1,284 @@
-//! placeholder
+//! Keystone v3, wire-compatible: version discovery, tokens (password, token and application
+//! credential methods; project, domain, system and unscoped scopes), the identity resources
+//! (domains, projects, users, groups, roles, assignments), the catalog (regions, services,
+//! endpoints) and application credentials.
+//!
+//! Rooms: `api/` holds the routes and wire types, `db/` the queries, `auth` the authentication
+//! rules (lockout, password checks, scope resolution), `token` the signed token format and the
+//! revocation model, `policy` Keystone's default rules.
+//!
+//! Hot path: validating a token needs no database read. The signature is checked against
+//! signing keys held in memory; revocation events are held in memory; what a token resolves to
+//! (user, scope, roles) is cached until any identity data changes. Every write in this process
+//! refreshes those at once ([`Identity::changed`]); a background task does the same when the
+//! change log shows writes by other replicas.
+
+pub mod api;
+mod auth;
+mod bootstrap;
+pub mod db;
+mod error;
+mod extract;
+pub mod policy;
+pub mod token;
+
+pub use auth::Resolved;
+pub use bootstrap::{Bootstrap, CatalogService};
+pub use error::{KsError, KsResult};
+
+use crate::token::{Key, Payload, RevocationEvent, VerifyError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use strata_api::{AuthContext, AuthFailure, TokenValidator, ValidateFuture};
+use strata_core::config::{Config, IdentityConfig, SecurityCompliance};
+use strata_core::time::now_micros;
+use strata_core::Result;
+use strata_store::Store;
+
+/// The identity service; cheap to clone.
+#[derive(Clone)]
+pub struct Identity(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    cfg: IdentityConfig,
+    sc: SecurityCompliance,
+    base_url: String,
+    keys: RwLock<Vec<Key>>,
+    revocations: RwLock<Vec<RevocationEvent>>,
+    resolved: RwLock<HashMap<token::ScopeKey, Arc<Resolved>>>,
+    catalog: RwLock<Option<Arc<serde_json::Value>>>,
+    /// Bumped on every invalidation so a resolution that raced one is not cached.
+    generation: AtomicU64,
+    password_regex: Option<regex::Regex>,
+}
+
+impl Identity {
+    /// Builds the service over a migrated store, making sure a signing key exists.
+    pub async fn new(store: Store, config: &Config, base_url: &str) -> Result<Identity> {
+        let password_regex = match config.security_compliance.password_regex.as_str() {
+            "" => None,
+            re => Some(regex::Regex::new(re).map_err(|e| {
+                strata_core::Error::invalid(format!("security_compliance.password_regex: {e}"))
+            })?),
+        };
+        let id = Identity(Arc::new(Inner {
+            store,
+            cfg: config.identity.clone(),
+            sc: config.security_compliance.clone(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            keys: RwLock::new(Vec::new()),
+            revocations: RwLock::new(Vec::new()),
+            resolved: RwLock::new(HashMap::new()),
+            catalog: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            password_regex,
+        }));
+        id.rotate_keys_if_due().await?;
+        id.reload().await?;
+        Ok(id)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub(crate) fn cfg(&self) -> &IdentityConfig {
+        &self.0.cfg
+    }
+
+    pub(crate) fn sc(&self) -> &SecurityCompliance {
+        &self.0.sc
+    }
+
+    pub(crate) fn password_regex(&self) -> Option<&regex::Regex> {
+        self.0.password_regex.as_ref()
+    }
+
+    /// The public base URL (`http://host:port`), without the `/identity` prefix.
+    pub fn base_url(&self) -> &str {
+        &self.0.base_url
+    }
+
+    /// `<base>/identity/v3`.
+    pub fn v3_url(&self) -> String {
+        format!("{}/identity/v3", self.0.base_url)
+    }
+
+    /// The routes, to be nested under `/identity`.
+    pub fn router(&self) -> axum::Router {
+        api::router().with_state(self.clone())
+    }
+
+    async fn rotate_keys_if_due(&self) -> Result<()> {
+        let interval = self.0.cfg.key_rotation_interval.max(60) as i64 * 1_000_000;
+        if db::keys::rotate_if_due(&self.0.store, interval, self.0.cfg.max_active_keys).await? {
+            tracing::info!("rotated the token signing key");
+        }
+        Ok(())
+    }
+
+    /// Reloads keys and revocation events and drops every cached resolution. Call after any
+    /// identity write (the handlers do) so the change is visible to the next request.
+    pub async fn changed(&self) -> Result<()> {
+        self.reload().await
+    }
+
+    async fn reload(&self) -> Result<()> {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.resolved.write().expect("lock").clear();
+        *self.0.catalog.write().expect("lock") = None;
+        let keys = db::keys::list_keys(&self.0.store).await?;
+        let window = (self.0.cfg.token_expiration + self.0.cfg.allow_expired_window) as i64;
+        let since = now_micros() - window * 1_000_000;
+        let revs = db::keys::list_revocations(&self.0.store, since).await?;
+        *self.0.keys.write().expect("lock") = keys;
+        *self.0.revocations.write().expect("lock") = revs;
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.resolved.write().expect("lock").clear();
+        Ok(())
+    }
+
+    /// Runs until `shutdown` resolves: refreshes caches when the change log moves (this
+    /// replica's commits wake it at once; other replicas' are found by polling), rotates
+    /// signing keys when due, and prunes old revocation events.
+    pub async fn run_background(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let store = self.0.store.clone();
+        let mut seen = store.current_revision().await.unwrap_or(0);
+        let mut rx = store.subscribe();
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        let mut poll = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = rx.changed() => {}
+                _ = poll.tick() => {}
+                _ = housekeeping.tick() => {
+                    if let Err(e) = self.rotate_keys_if_due().await {
+                        tracing::warn!(error = %e, "signing key rotation");
+                    }
+                    let window = (self.0.cfg.token_expiration + self.0.cfg.allow_expired_window) as i64;
+                    let _ = db::keys::prune_revocations(&store, now_micros() - window * 1_000_000).await;
+                }
+            }
+            match store.current_revision().await {
+                Ok(rev) if rev > seen => {
+                    let identity_changed = store
+                        .changes_since(seen, 10_000)
+                        .await
+                        .map(|cs| cs.iter().any(|c| c.kind.starts_with("identity.")))
+                        .unwrap_or(true);
+                    seen = rev;
+                    if identity_changed {
+                        if let Err(e) = self.reload().await {
+                            tracing::warn!(error = %e, "reloading identity caches");
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the change log"),
+            }
+        }
+    }
+
+    /// Checks a token's signature, expiry and revocation. No database read unless the token
+    /// names a signing key this replica has not loaded yet.
+    pub(crate) async fn verify(&self, tok: &str, allow_expired: bool) -> Option<Payload> {
+        let keys = self.0.keys.read().expect("lock").clone();
+        let payload = match token::verify(tok, &keys) {
+            Ok(p) => p,
+            Err(VerifyError::UnknownKey(_)) => {
+                // Maybe another replica rotated: reload keys once.
+                let fresh = db::keys::list_keys(&self.0.store).await.ok()?;
+                *self.0.keys.write().expect("lock") = fresh.clone();
+                token::verify(tok, &fresh).ok()?
+            }
+            Err(_) => return None,
+        };
+        let now = now_micros();
+        if payload.e <= now {
+            let window = self.0.cfg.allow_expired_window as i64 * 1_000_000;
+            if !allow_expired || payload.e + window <= now {
+                return None;
+            }
+        }
+        Some(payload)
+    }
+
+    /// Whether a revocation event matches `p`. `project_domain` is the domain of the token's
+    /// project.
+    pub(crate) fn is_revoked(&self, p: &Payload, project_domain: Option<&str>) -> bool {
+        self.0
+            .revocations
+            .read()
+            .expect("lock")
+            .iter()
+            .any(|e| e.matches(p, project_domain))
+    }
+
+    /// Validates a token into what it stands for: signature, expiry, revocation, and a
+    /// still-valid user, scope and role set.
+    pub(crate) async fn validate_token(
+        &self,
+        tok: &str,
+        allow_expired: bool,
+    ) -> Option<(Payload, Arc<Resolved>)> {
+        let payload = self.verify(tok, allow_expired).await?;
+        let resolved = self.resolve_cached(&payload).await.ok()?;
+        if self.is_revoked(&payload, resolved.project_domain_id()) {
+            return None;
+        }
+        Some((payload, resolved))
+    }
+
+    pub(crate) async fn resolve_cached(
+        &self,
+        p: &Payload,
+    ) -> std::result::Result<Arc<Resolved>, KsError> {
+        let key = token::ScopeKey {
+            user: p.u.clone(),
+            scope: p.s.clone(),
+            app_cred: p.c.clone(),
+        };
+        if let Some(r) = self.0.resolved.read().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        let r = Arc::new(self.resolve(&p.u, &p.s, p.c.as_deref()).await?);
+        if self.0.generation.load(Ordering::SeqCst) == generation {
+            let mut map = self.0.resolved.write().expect("lock");
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(key, r.clone());
+        }
+        Ok(r)
+    }
+
+    /// The catalog as tokens carry it, cached until a catalog change.
+    pub(crate) async fn catalog(&self) -> Result<Arc<serde_json::Value>> {
+        if let Some(c) = self.0.catalog.read().expect("lock").as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(api::catalog_view(self).await?);
+        *self.0.catalog.write().expect("lock") = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Authenticates `token` for another service's request.
+    pub async fn authenticate(&self, tok: &str) -> std::result::Result<AuthContext, AuthFailure> {
+        let (p, r) = self
+            .validate_token(tok, false)
+            .await
+            .ok_or(AuthFailure::Invalid)?;
+        Ok(r.context(&p))
+    }
+}
+
+impl TokenValidator for Identity {
+    fn validate<'a>(&'a self, tok: &'a str) -> ValidateFuture<'a> {
+        Box::pin(self.authenticate(tok))
+    }
+}

@@ -1,1 +1,77 @@
-fn main() {}
+//! `strata`: one binary, several roles. This file only parses the command line and hands off;
+//! each role is wired in its own module.
+
+mod clouds;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "A private cloud in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine on an embedded SQLite database in a data dir.
+    Up(serve::UpArgs),
+    /// Run one control-plane replica against the database named in the configuration.
+    Server(serve::ServerArgs),
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations and exit.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (`sqlite://PATH` or `postgres://…`), overriding the configuration.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    serve::init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Up(args) => serve::up(args).await,
+            Command::Server(args) => serve::server(args).await,
+            Command::Db {
+                command:
+                    DbCommand::Migrate {
+                        config,
+                        database_url,
+                    },
+            } => serve::db_migrate(config, database_url).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

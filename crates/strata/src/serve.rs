@@ -1,0 +1,275 @@
+//! The `up`, `server` and `db migrate` roles: configuration, the data dir, the store, the
+//! services on one listener, and graceful shutdown.
+
+use crate::clouds;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strata_core::config::Config;
+use strata_identity::{CatalogService, Identity};
+use strata_store::Store;
+use tokio::net::TcpListener;
+
+/// The services this build serves, as the catalog lists them.
+pub const SERVICES: &[CatalogService] = &[CatalogService {
+    kind: "identity",
+    name: "keystone",
+    path: "/identity",
+}];
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Where the database, keys and clouds.yaml live [default: $XDG_DATA_HOME/strata or
+    /// ~/.local/share/strata].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8440")]
+    pub listen: String,
+    /// Configuration file (TOML); flags win over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding `server.listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Database URL, overriding `database.url`.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `STRATA_LOG_FORMAT=json` for JSON
+/// lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("STRATA_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Config::load(path, std::env::vars()).context("loading configuration")
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("strata");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/strata"),
+        None => PathBuf::from("strata-data"),
+    }
+}
+
+/// Holds the data dir's lock file for the life of the process.
+struct DataDirLock {
+    _file: std::fs::File,
+}
+
+fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))?;
+    let path = dir.join("strata.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DataDirLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the data dir {} is in use by another strata process (it holds {}); stop it or use another --data-dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    let dir = args
+        .data_dir
+        .or(cfg.server.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let _lock = lock_data_dir(&dir)?;
+    let dir = dir.canonicalize().unwrap_or(dir);
+    cfg.server.listen = args.listen;
+    cfg.server.data_dir = Some(dir.clone());
+    if cfg.database.url.is_empty() {
+        cfg.database.url = format!("sqlite://{}", dir.join("strata.db").display());
+    }
+    let clouds_path = dir.join("clouds.yaml");
+    run(cfg, |url, boot| {
+        let auth_url = format!("{url}/identity");
+        match boot {
+            Some(b) => clouds::write(
+                &clouds_path,
+                &auth_url,
+                "RegionOne",
+                &b.admin_password,
+                &b.demo_password,
+            )?,
+            None if clouds_path.exists() => clouds::update_url(&clouds_path, &auth_url)?,
+            None => tracing::warn!(
+                "{} is missing and the passwords are not recoverable; reset them with the API",
+                clouds_path.display()
+            ),
+        }
+        println!("Strata is up on {url}");
+        println!("export OS_CLIENT_CONFIG_FILE={}", clouds_path.display());
+        println!("openstack --os-cloud strata token issue");
+        Ok(())
+    })
+    .await
+}
+
+pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(u) = args.database_url {
+        cfg.database.url = u;
+    }
+    if cfg.database.url.is_empty() {
+        bail!("database.url is not set (sqlite://PATH or postgres://…); see docs/configuration.md");
+    }
+    let data_dir = cfg.server.data_dir.clone();
+    run(cfg, move |url, boot| {
+        if let Some(b) = boot {
+            // First start of a fresh database: hand the generated admin password to the
+            // operator once, in a private file when there is a data dir, never in the logs.
+            match &data_dir {
+                Some(d) => {
+                    let p = d.join("admin-password");
+                    write_private(&p, &b.admin_password)?;
+                    println!("bootstrapped: the admin password is in {}", p.display());
+                }
+                None => println!("bootstrapped: admin password: {}", b.admin_password),
+            }
+        }
+        println!("Strata server is up on {url}");
+        Ok(())
+    })
+    .await
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub async fn db_migrate(config: Option<PathBuf>, url: Option<String>) -> anyhow::Result<()> {
+    let mut cfg = load_config(config.as_deref())?;
+    if let Some(u) = url {
+        cfg.database.url = u;
+    }
+    if cfg.database.url.is_empty() {
+        bail!("database.url is not set; pass --database-url or a --config file");
+    }
+    let store = Store::connect(&cfg.database.url, 2).await?;
+    let applied = store.migrate().await?;
+    println!(
+        "applied {} migration(s); schema at {:?}",
+        applied.len(),
+        store.applied_migrations().await?.last()
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// Starts the control plane on `cfg` and serves until SIGINT/SIGTERM. `ready` runs once the
+/// listener is bound and bootstrap is done, with the base URL and what bootstrap created.
+async fn run(
+    cfg: Config,
+    ready: impl FnOnce(&str, Option<strata_identity::Bootstrap>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&cfg.database.url, cfg.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                strata_store::redact(&cfg.database.url)
+            )
+        })?;
+    store.migrate().await.context("migrating the database")?;
+    let listener = TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let base_url = cfg.server.base_url(&addr);
+    let identity = Identity::new(store.clone(), &cfg, &base_url).await?;
+    let password = Some(cfg.identity.bootstrap_password.clone()).filter(|p| !p.is_empty());
+    let boot = identity
+        .bootstrap(SERVICES, &cfg.server.region, password)
+        .await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(identity.clone().run_background(stop_rx.clone()));
+    let app = strata_api::assemble(
+        vec![("/identity", identity.router())],
+        cfg.http.max_body_bytes,
+    );
+    ready(&base_url, boot)?;
+    tracing::info!(%addr, "serving");
+    let stop_tx = Arc::new(stop_tx);
+    let signal_tx = stop_tx.clone();
+    let mut shutdown_rx = stop_rx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = signal_tx.send(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_rx.wait_for(|s| *s).await;
+        })
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_tx.send(true);
+    let _ = background.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Run Tempest's identity tests (tempest.api.identity) against a fresh `strata up`, and fail unless
+# every test listed in tests/tempest/identity-required.txt PASSED (a skip counts as a failure).
+# Other identity tests run too and are reported, but do not decide the exit status.
+#
+# usage: scripts/tempest-identity.sh
+# env:   STRATA_BIN        the binary (default $CARGO_TARGET_DIR/debug/strata)
+#        STRATA_VENV       venv with tempest (default /var/tmp/strata-venv)
+#        STRATA_TEMPEST_OUT  where the per-test result list goes (default: a file in the work dir);
+#                          lines "<status> <test id>", then "# all: ..." and "# required: ..." counts
+#        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.identity')
+#        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${STRATA_VENV:-/var/tmp/strata-venv}
+BIN=${STRATA_BIN:-${CARGO_TARGET_DIR:-/var/tmp/strata-target}/debug/strata}
+REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.identity'}
+REQUIRED=$ROOT/tests/tempest/identity-required.txt
+SHARED=$ROOT/../shared/conformance/interop-required-tests.txt
+PY=$VENV/bin/python
+
+say() { echo "tempest-identity: $*"; }
+die() { say "$*" >&2; exit 2; }
+
+[ -x "$BIN" ] || die "no strata binary at $BIN (build it, or set STRATA_BIN)"
+[ -x "$VENV/bin/tempest" ] || die "no tempest in $VENV (scripts/test.sh creates the venv)"
+[ -f "$REQUIRED" ] || die "missing $REQUIRED"
+
+# Our copy of the required list must cover every identity id of the shared list, when present.
+if [ -f "$SHARED" ]; then
+  missing=$(grep -E '^tempest\.api\.identity\.' "$SHARED" | sort -u | comm -23 - <(grep -E '^tempest\.' "$REQUIRED" | sort -u) || true)
+  [ -z "$missing" ] || die "ids in $SHARED missing from $REQUIRED:
+$missing"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-tempest.XXXXXX")
+OUT=${STRATA_TEMPEST_OUT:-$WORK/results.txt}
+DATA=$WORK/data
+WS=$WORK/workspace
+SPID=""
+
+stop_server() {
+  [ -n "$SPID" ] || return 0
+  local pid=$SPID rc=0
+  SPID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "strata (pid $pid) ignored SIGTERM for 30 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || rc=$?
+  [ $rc = 0 ] || say "warning: strata (pid $pid) exited with status $rc (see $WORK/strata.err)" >&2
+}
+cleanup() {
+  local rc=$?
+  stop_server
+  if [ "${STRATA_KEEP_WORK:-0}" = 1 ] || [ $rc != 0 ]; then
+    say "work dir kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- start strata ----------------------------------------------------------------------------
+export STRATA_SECURITY_COMPLIANCE__LOCKOUT_FAILURE_ATTEMPTS=${STRATA_SECURITY_COMPLIANCE__LOCKOUT_FAILURE_ATTEMPTS:-2}
+export STRATA_SECURITY_COMPLIANCE__LOCKOUT_DURATION=${STRATA_SECURITY_COMPLIANCE__LOCKOUT_DURATION:-5}
+export STRATA_SECURITY_COMPLIANCE__UNIQUE_LAST_PASSWORD_COUNT=${STRATA_SECURITY_COMPLIANCE__UNIQUE_LAST_PASSWORD_COUNT:-2}
+export STRATA_SECURITY_COMPLIANCE__MINIMUM_PASSWORD_AGE=${STRATA_SECURITY_COMPLIANCE__MINIMUM_PASSWORD_AGE:-0}
+export STRATA_IDENTITY__PASSWORD_HASH_ROUNDS=${STRATA_IDENTITY__PASSWORD_HASH_ROUNDS:-4}
+
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$BIN" up --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/strata.out" 2>"$WORK/strata.err" </dev/null &
+SPID=$!
+say "strata up (pid $SPID) on 127.0.0.1:$PORT, data dir $DATA"
+
+"$PY" - "$PORT" "$SPID" <<'EOF' || { tail -n 30 "$WORK/strata.err" >&2; die "strata did not become healthy"; }
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit(f"strata (pid {pid}) exited before it was healthy")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            if r.status == 200 and r.read().strip() == b"ok":
+                break
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("timed out after 60 s waiting for /healthz")
+    time.sleep(0.05)
+EOF
+
+# --- tempest workspace -----------------------------------------------------------------------
+export PATH=$VENV/bin:$PATH
+tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-identity-$$" "$WS" >/dev/null
+mkdir -p "$WORK/locks"
+"$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" --out "$WS/etc/tempest.conf"
+
+say "tempest run --regex '$REGEX' --concurrency 2 (log: $WORK/tempest-run.log)"
+t0=$SECONDS
+trc=0
+(cd "$WS" && tempest run --regex "$REGEX" --concurrency 2) >"$WORK/tempest-run.log" 2>&1 || trc=$?
+say "tempest run exited $trc after $((SECONDS - t0)) s"
+stop_server
+
+# --- results ---------------------------------------------------------------------------------
+(cd "$WS" && stestr last --subunit) | subunit2csv >"$WORK/results.csv" \
+  || die "could not read the stestr results (see $WORK/tempest-run.log)"
+
+"$PY" - "$WORK/results.csv" "$REQUIRED" "$OUT" <<'EOF'
+import csv, re, sys
+results_csv, required_file, out = sys.argv[1:4]
+
+def key(test_id):
+    """(dotted name, idempotent id) of 'a.b.C.test_x[id-UUID,smoke]'."""
+    m = re.match(r"^([^\[]+)(?:\[(.*)\])?$", test_id.strip())
+    name, attrs = m.group(1), (m.group(2) or "")
+    ids = [a[3:] for a in attrs.split(",") if a.startswith("id-")]
+    return name, (ids[0] if ids else None)
+
+rows = list(csv.DictReader(open(results_csv)))
+status = {}
+for r in rows:
+    status[r["test"]] = r["status"]
+by_key = {key(t): s for t, s in status.items()}
+by_name = {key(t)[0]: s for t, s in status.items()}
+
+def bucket(s):
+    return {"success": "passed", "xfail": "passed", "skip": "skipped"}.get(s, "failed")
+
+counts = {"passed": 0, "failed": 0, "skipped": 0}
+for s in status.values():
+    counts[bucket(s)] += 1
+
+required = [l.strip() for l in open(required_file) if l.strip() and not l.startswith("#")]
+req_pass, req_bad = 0, []
+for rid in required:
+    k = key(rid)
+    s = by_key.get(k) or by_name.get(k[0])
+    if s == "success":
+        req_pass += 1
+    else:
+        req_bad.append((s or "not run", rid))
+
+with open(out, "w") as f:
+    for t in sorted(status):
+        f.write(f"{status[t]} {t}\n")
+    f.write(f"# all: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped\n")
+    f.write(f"# required: {req_pass} passed, {len(req_bad)} failed\n")
+
+failed_tests = sorted(t for t, s in status.items() if bucket(s) == "failed")
+if failed_tests:
+    print(f"tempest-identity: {len(failed_tests)} identity tests failed (required or not):")
+    for t in failed_tests:
+        print(f"  FAIL {t}")
+print(f"tempest-identity: all identity tests: {counts['passed']} passed, {counts['failed']} failed, "
+      f"{counts['skipped']} skipped")
+print(f"tempest-identity: required: {req_pass}/{len(required)} passed")
+for s, rid in req_bad:
+    print(f"  REQUIRED {s.upper()}: {rid}")
+print(f"tempest-identity: per-test results in {out}")
+sys.exit(0 if not req_bad else 1)
+EOF
