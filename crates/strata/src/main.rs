@@ -21,11 +21,24 @@ enum Command {
     Up(serve::UpArgs),
     /// Run one control-plane replica against the database named in the configuration.
     Server(serve::ServerArgs),
+    /// Benchmarks against a running Strata (results go to docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
         command: DbCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Token validate / issue-by-token / issue-by-password rates and latencies, server RSS.
+    Identity(strata_bench::IdentityBenchArgs),
+    /// Time from `strata up` to the first token, on a new and on an existing data dir.
+    Up(strata_bench::UpBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -58,6 +71,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Server(args) => serve::server(args).await,
+            Command::Bench { command: BenchCommand::Identity(args) } => {
+                strata_bench::run_identity(args).await
+            }
+            Command::Bench { command: BenchCommand::Up(args) } => strata_bench::run_up(args).await,
             Command::Db {
                 command:
                     DbCommand::Migrate {
