@@ -241,15 +241,17 @@ impl Identity {
             let c = db::app_creds::get(store, cid)
                 .await?
                 .ok_or_else(KsError::unauthorized)?;
-            if c.user_id != user.id || c.expires_at.is_some_and(|e| e <= now_micros()) {
+            let bound_here = matches!(scope, ScopeRef::Project(pid) if *pid == c.project_id);
+            if c.user_id != user.id
+                || !bound_here
+                || c.expires_at.is_some_and(|e| e <= now_micros())
+            {
                 return Err(KsError::unauthorized());
             }
-            // The delegated roles, as long as the user still holds each of them.
+            // As Keystone: the delegated roles the user still holds (effective, so implied
+            // roles count); none left fails below.
             let held = db::roles::expand(&role_ids, &rules);
-            if !c.roles.iter().all(|r| held.contains(r)) {
-                return Err(KsError::unauthorized());
-            }
-            role_ids = c.roles.clone();
+            role_ids = c.roles.iter().filter(|r| held.contains(r)).cloned().collect();
             app = Some((c.id, c.name, !c.unrestricted));
         }
         let expanded = db::roles::expand(&role_ids, &rules);
@@ -409,7 +411,10 @@ impl Identity {
         if let Some(user) = user {
             let store = self.store();
             if self_service && sc.minimum_password_age > 0 {
-                if let Some(cur) = db::users::passwords(store, &user.id, 1).await?.first() {
+                // Only a password the user chose starts the clock: an admin reset may be
+                // changed at once, as in Keystone.
+                let current = db::users::passwords(store, &user.id, 1).await?;
+                if let Some(cur) = current.first().filter(|p| p.self_service) {
                     let min = sc.minimum_password_age as i64 * 86_400 * 1_000_000;
                     if cur.created_at + min > now {
                         let days_left = ((cur.created_at + min - now) / (86_400 * 1_000_000)) + 1;

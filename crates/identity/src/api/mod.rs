@@ -2,6 +2,8 @@
 //! handlers (`<resource>_<verb>`) and wire views; rules live in `auth`/`policy`, queries in
 //! `db`.
 
+pub mod app_creds;
+pub mod catalog;
 pub mod domains;
 pub mod projects;
 pub mod tokens;
@@ -31,6 +33,8 @@ pub fn router() -> Router<Identity> {
         .route("/v3/auth/projects", get(tokens::auth_projects))
         .route("/v3/auth/domains", get(tokens::auth_domains))
         .route("/v3/auth/system", get(tokens::auth_system))
+        .merge(catalog::routes())
+        .merge(app_creds::routes())
         .merge(domains::routes())
         .merge(projects::routes())
         .merge(users::routes())

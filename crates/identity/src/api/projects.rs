@@ -268,7 +268,7 @@ async fn project_list(
         w.eq("domain_id", d);
     }
     if let Some(e) = q(&query, "enabled") {
-        w.eq("enabled", if query_true(e) { "1" } else { "0" });
+        w.literal(if query_true(e) { "enabled = 1" } else { "enabled = 0" });
     }
     if let Some(p) = q(&query, "parent_id") {
         w.eq("parent_id", p);
@@ -522,7 +522,7 @@ pub(crate) async fn projects_of_user(id: &Identity, user_id: &str) -> KsResult<V
         return Ok(Vec::new());
     };
     let mut w = db::Where::default();
-    w.eq("enabled", "1");
+    w.literal("enabled = 1");
     let mut out = Vec::new();
     for p in db::projects::list(store, &w).await? {
         if !id.direct_roles_on_project(&user, &p).await?.is_empty() {

@@ -184,7 +184,7 @@ async fn user_list(
         w.eq("u.domain_id", d.clone());
     }
     if let Some(e) = q(&query, "enabled") {
-        w.eq("u.enabled", if query_true(e) { "1" } else { "0" });
+        w.literal(if query_true(e) { "u.enabled = 1" } else { "u.enabled = 0" });
     }
     if let Some(n) = q(&query, "name") {
         w.eq("u.name", n);

@@ -5,6 +5,7 @@ pub mod app_creds;
 pub mod assignments;
 pub mod catalog;
 pub mod domains;
+pub mod groups;
 pub mod keys;
 pub mod projects;
 pub mod roles;
@@ -50,7 +51,8 @@ pub struct Where {
 }
 
 impl Where {
-    /// Adds `col = $n`.
+    /// Adds `col = $n` for a TEXT column (binds are strings: for BIGINT columns such as the 0/1
+    /// booleans use [`Where::literal`], PostgreSQL does not compare BIGINT with TEXT).
     pub fn eq(&mut self, col: &str, v: impl Into<String>) -> &mut Self {
         self.binds.push(v.into());
         self.clauses.push(format!("{col} = ${}", self.binds.len()));
