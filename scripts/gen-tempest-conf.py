@@ -44,7 +44,7 @@ def main() -> int:
 
     c = configparser.ConfigParser(interpolation=None)
     c.optionxform = str  # keep key case
-    c["DEFAULT"] = {"debug": "false", "use_stderr": "false", "log_file": "tempest.log"}
+    c["DEFAULT"] = {"debug": "true", "use_stderr": "false", "log_file": "tempest.log"}
     c["auth"] = {
         "use_dynamic_credentials": "true",
         "admin_username": auth["username"],

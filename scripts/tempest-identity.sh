@@ -7,7 +7,8 @@
 # env:   STRATA_BIN        the binary (default $CARGO_TARGET_DIR/debug/strata)
 #        STRATA_VENV       venv with tempest (default /var/tmp/strata-venv)
 #        STRATA_TEMPEST_OUT  where the per-test result list goes (default: a file in the work dir);
-#                          lines "<status> <test id>", then "# all: ..." and "# required: ..." counts
+#                          lines "<status> <test id>", then "# all: ..." and "# required: ..." counts;
+#                          the raw subunit v2 stream goes beside it, to $STRATA_TEMPEST_OUT.subunit
 #        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.identity')
 #        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
 set -euo pipefail
@@ -115,8 +116,12 @@ say "tempest run exited $trc after $((SECONDS - t0)) s"
 stop_server
 
 # --- results ---------------------------------------------------------------------------------
-(cd "$WS" && stestr last --subunit) | subunit2csv >"$WORK/results.csv" \
+(cd "$WS" && stestr last --subunit) >"$WORK/results.subunit" \
   || die "could not read the stestr results (see $WORK/tempest-run.log)"
+subunit2csv <"$WORK/results.subunit" >"$WORK/results.csv" || true   # exits 1 when any test failed
+head -1 "$WORK/results.csv" | grep -q '^test,status' \
+  || die "could not convert the stestr results (see $WORK/tempest-run.log)"
+cp "$WORK/results.subunit" "$OUT.subunit"
 
 "$PY" - "$WORK/results.csv" "$REQUIRED" "$OUT" <<'EOF'
 import csv, re, sys

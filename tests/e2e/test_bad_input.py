@@ -73,6 +73,21 @@ def test_wrong_type_is_400_and_named(api, admin_token):
     assert_keystone_error(r, 400, mentions="name")
 
 
+@pytest.mark.parametrize("coll,limit", [("users", 255), ("groups", 255), ("projects", 64)])
+def test_name_length_limits(api, admin_token, coll, limit):
+    """Keystone's schemas: user and group names 1..255 characters, project names 1..64."""
+    kind = coll[:-1]
+    longest = (uuid.uuid4().hex * 8)[:limit]
+    r = api.request("POST", f"/{coll}", admin_token, json={kind: {"name": longest}})
+    assert r.status_code == 201, f"{limit}-character {kind} name refused: {r.status_code} {r.text}"
+    assert r.json()[kind]["name"] == longest
+    assert api.request("DELETE", f"/{coll}/{r.json()[kind]['id']}", admin_token).status_code == 204
+    r = api.request("POST", f"/{coll}", admin_token, json={kind: {"name": longest + "x"}})
+    assert_keystone_error(r, 400, mentions="name")
+    r = api.request("POST", f"/{coll}", admin_token, json={kind: {"name": ""}})
+    assert_keystone_error(r, 400, mentions="name")
+
+
 def test_body_over_limit_is_413(api, admin_token, name):
     n = name("big")
     body = json.dumps({"user": {"name": n, "description": "x" * (MAX_BODY + 1)}}).encode()

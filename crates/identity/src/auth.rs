@@ -251,18 +251,26 @@ impl Identity {
             // As Keystone: the delegated roles the user still holds (effective, so implied
             // roles count); none left fails below.
             let held = db::roles::expand(&role_ids, &rules);
-            role_ids = c.roles.iter().filter(|r| held.contains(r)).cloned().collect();
+            role_ids = c
+                .roles
+                .iter()
+                .filter(|r| held.contains(r))
+                .cloned()
+                .collect();
             app = Some((c.id, c.name, !c.unrestricted));
         }
         let expanded = db::roles::expand(&role_ids, &rules);
-        if !matches!(rscope, ResolvedScope::Unscoped) && expanded.is_empty() {
-            return Err(KsError::unauthorized());
-        }
         let mut roles = Vec::with_capacity(expanded.len());
         for id in expanded {
+            // Domain-specific roles only serve to imply others: tokens never carry them.
             if let Some(r) = db::roles::get(store, &id).await? {
-                roles.push((r.id, r.name));
+                if r.domain_id.is_none() {
+                    roles.push((r.id, r.name));
+                }
             }
+        }
+        if !matches!(rscope, ResolvedScope::Unscoped) && roles.is_empty() {
+            return Err(KsError::unauthorized());
         }
         Ok(Resolved {
             user_id: user.id,

@@ -26,7 +26,7 @@ pub use auth::Resolved;
 pub use bootstrap::{Bootstrap, CatalogService};
 pub use error::{KsError, KsResult};
 
-use crate::token::{Key, Payload, RevocationEvent, VerifyError};
+use crate::token::{Key, Payload, Revocations, VerifyError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -47,7 +47,7 @@ struct Inner {
     sc: SecurityCompliance,
     base_url: String,
     keys: RwLock<Vec<Key>>,
-    revocations: RwLock<Vec<RevocationEvent>>,
+    revocations: RwLock<Revocations>,
     resolved: RwLock<HashMap<token::ScopeKey, Arc<Resolved>>>,
     catalog: RwLock<Option<Arc<serde_json::Value>>>,
     /// Bumped on every invalidation so a resolution that raced one is not cached.
@@ -70,7 +70,7 @@ impl Identity {
             sc: config.security_compliance.clone(),
             base_url: base_url.trim_end_matches('/').to_string(),
             keys: RwLock::new(Vec::new()),
-            revocations: RwLock::new(Vec::new()),
+            revocations: RwLock::new(Revocations::default()),
             resolved: RwLock::new(HashMap::new()),
             catalog: RwLock::new(None),
             generation: AtomicU64::new(0),
@@ -135,7 +135,7 @@ impl Identity {
         let since = now_micros() - window * 1_000_000;
         let revs = db::keys::list_revocations(&self.0.store, since).await?;
         *self.0.keys.write().expect("lock") = keys;
-        *self.0.revocations.write().expect("lock") = revs;
+        *self.0.revocations.write().expect("lock") = Revocations::new(revs);
         self.0.generation.fetch_add(1, Ordering::SeqCst);
         self.0.resolved.write().expect("lock").clear();
         Ok(())
@@ -214,8 +214,7 @@ impl Identity {
             .revocations
             .read()
             .expect("lock")
-            .iter()
-            .any(|e| e.matches(p, project_domain))
+            .revokes(p, project_domain)
     }
 
     /// Validates a token into what it stands for: signature, expiry, revocation, and a

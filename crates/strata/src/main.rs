@@ -71,10 +71,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Server(args) => serve::server(args).await,
-            Command::Bench { command: BenchCommand::Identity(args) } => {
-                strata_bench::run_identity(args).await
-            }
-            Command::Bench { command: BenchCommand::Up(args) } => strata_bench::run_up(args).await,
+            Command::Bench {
+                command: BenchCommand::Identity(args),
+            } => strata_bench::run_identity(args).await,
+            Command::Bench {
+                command: BenchCommand::Up(args),
+            } => strata_bench::run_up(args).await,
             Command::Db {
                 command:
                     DbCommand::Migrate {

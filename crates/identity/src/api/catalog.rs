@@ -170,7 +170,9 @@ async fn load_region(id: &Identity, rid: &str) -> KsResult<Region> {
 
 /// Creates a region from a create body; `path_id` is the id of `PUT /v3/regions/{id}`.
 async fn create_region(id: &Identity, m: Obj, path_id: Option<String>) -> KsResult<Response> {
-    let body_id = nullable_string(&m, "id")?.flatten().filter(|s| !s.is_empty());
+    let body_id = nullable_string(&m, "id")?
+        .flatten()
+        .filter(|s| !s.is_empty());
     let rid = match (path_id, body_id) {
         (Some(p), Some(b)) if p != b => {
             return Err(KsError::bad_request(format!(
@@ -528,15 +530,13 @@ fn check_interface(v: &str) -> KsResult<()> {
 /// Keystone's URL rules: the schema's `^[a-zA-Z0-9+.-]+:.+` up to 225 characters, and only
 /// known `$(name)s` substitutions.
 fn check_url(url: &str) -> KsResult<()> {
-    let scheme_ok = url
-        .split_once(':')
-        .is_some_and(|(scheme, rest)| {
-            !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-                && !rest.is_empty()
-        });
+    let scheme_ok = url.split_once(':').is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && !rest.is_empty()
+    });
     if !scheme_ok || url.chars().count() > 225 {
         return Err(KsError::bad_request(format!(
             "Invalid input for field 'url': '{url}' does not match '^[a-zA-Z0-9+.-]+:.+'"

@@ -129,7 +129,11 @@ async fn domain_list(
     )?;
     let mut w = db::Where::default();
     if let Some(e) = q(&query, "enabled") {
-        w.literal(if query_true(e) { "enabled = 1" } else { "enabled = 0" });
+        w.literal(if query_true(e) {
+            "enabled = 1"
+        } else {
+            "enabled = 0"
+        });
     }
     let mut domains = db::domains::list(id.store(), &w).await?;
     domains.retain(|d| string_filter(&query, "name", &d.name) && admin_or_reader_of(&ctx, &d.id));

@@ -9,7 +9,9 @@ use super::util::{collection, q, query_true, self_link, self_url, string_filter,
 use crate::db::{self, groups::Group, users::User};
 use crate::error::{KsError, KsResult};
 use crate::extract::{Auth, KsJson};
-use crate::policy::{admin, admin_or_reader_of, admin_or_system_reader, domain_reader, enforce, owner};
+use crate::policy::{
+    admin, admin_or_reader_of, admin_or_system_reader, domain_reader, enforce, owner,
+};
 use crate::Identity;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -154,7 +156,10 @@ async fn group_list(
     let caller_domain = ctx.domain_id().map(str::to_string);
     enforce(
         "identity:list_groups",
-        admin_or_system_reader(&ctx) || caller_domain.as_deref().is_some_and(|d| domain_reader(&ctx, d)),
+        admin_or_system_reader(&ctx)
+            || caller_domain
+                .as_deref()
+                .is_some_and(|d| domain_reader(&ctx, d)),
     )?;
     let mut w = db::Where::default();
     if let Some(d) = q(&query, "domain_id") {
@@ -212,7 +217,9 @@ async fn group_update(
         ));
     }
     require_matching_id(&m, &g.id)?;
-    if m.contains_key("domain_id") && str_attr(&m, "group", "domain_id")?.as_deref() != Some(g.domain_id.as_str()) {
+    if m.contains_key("domain_id")
+        && str_attr(&m, "group", "domain_id")?.as_deref() != Some(g.domain_id.as_str())
+    {
         return Err(KsError::bad_request("Cannot change Domain ID"));
     }
     if let Some(n) = str_attr(&m, "group", "name")? {
@@ -253,7 +260,10 @@ async fn group_users_list(
     Query(query): Query<QueryPairs>,
 ) -> KsResult<Response> {
     let g = load(&id, &gid).await?;
-    enforce("identity:list_users_in_group", may_read_domain(&ctx, &g.domain_id))?;
+    enforce(
+        "identity:list_users_in_group",
+        may_read_domain(&ctx, &g.domain_id),
+    )?;
     let mut w = db::Where::default();
     w.raw(
         "u.id IN (SELECT m.user_id FROM identity_group_member m WHERE m.group_id = {})",
@@ -266,7 +276,11 @@ async fn group_users_list(
         w.eq("u.domain_id", d);
     }
     if let Some(e) = q(&query, "enabled") {
-        w.eq("u.enabled", if query_true(e) { "1" } else { "0" });
+        w.literal(if query_true(e) {
+            "u.enabled = 1"
+        } else {
+            "u.enabled = 0"
+        });
     }
     let mut users = db::users::list(id.store(), &w).await?;
     users.retain(|u| string_filter(&query, "name", &u.name));

@@ -3,9 +3,12 @@
 //! `db`.
 
 pub mod app_creds;
+pub mod assignments;
 pub mod catalog;
 pub mod domains;
+pub mod groups;
 pub mod projects;
+pub mod roles;
 pub mod tokens;
 pub mod users;
 pub mod util;
@@ -38,6 +41,9 @@ pub fn router() -> Router<Identity> {
         .merge(domains::routes())
         .merge(projects::routes())
         .merge(users::routes())
+        .merge(groups::routes())
+        .merge(roles::routes())
+        .merge(assignments::routes())
 }
 
 /// The catalog as tokens and `/v3/auth/catalog` carry it: enabled services with their enabled

@@ -268,7 +268,11 @@ async fn project_list(
         w.eq("domain_id", d);
     }
     if let Some(e) = q(&query, "enabled") {
-        w.literal(if query_true(e) { "enabled = 1" } else { "enabled = 0" });
+        w.literal(if query_true(e) {
+            "enabled = 1"
+        } else {
+            "enabled = 0"
+        });
     }
     if let Some(p) = q(&query, "parent_id") {
         w.eq("parent_id", p);

@@ -254,7 +254,9 @@ async fn role_update(
         }
     }
     if m.contains_key("domain_id") && str_attr(&m, "role", "domain_id")? != r.domain_id {
-        return Err(KsError::bad_request("Update of `domain_id` is not allowed."));
+        return Err(KsError::bad_request(
+            "Update of `domain_id` is not allowed.",
+        ));
     }
     if let Some(n) = str_attr(&m, "role", "name")? {
         check_name_255("role.name", &n)?;
@@ -421,19 +423,17 @@ async fn implied_role_list(
     Ok(axum::Json(body).into_response())
 }
 
-async fn role_inference_list(
-    State(id): State<Identity>,
-    Auth(ctx): Auth,
-) -> KsResult<Response> {
+async fn role_inference_list(State(id): State<Identity>, Auth(ctx): Auth) -> KsResult<Response> {
     enforce(
         "identity:list_role_inference_rules",
         admin_or_system_reader(&ctx),
     )?;
-    let roles: std::collections::HashMap<String, Role> = db::roles::list(id.store(), &db::Where::default())
-        .await?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let roles: std::collections::HashMap<String, Role> =
+        db::roles::list(id.store(), &db::Where::default())
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
     // Grouped by prior role, in order of first appearance.
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
     for (p, implied) in db::roles::implications(id.store()).await? {

@@ -351,14 +351,18 @@ async fn subject_token(
     action: &str,
 ) -> KsResult<(Payload, std::sync::Arc<crate::Resolved>)> {
     let tok = subject(headers)?;
-    let found = id.validate_token(&tok, allow_expired).await;
+    // An invalid, expired or revoked subject is not found, whoever asks (as Keystone: the
+    // token is validated before policy sees it).
+    let (p, r) = id
+        .validate_token(&tok, allow_expired)
+        .await
+        .ok_or_else(|| KsError::new(StatusCode::NOT_FOUND, "Failed to validate token"))?;
     // Policy: admins, system readers, services, or the token's own user.
-    let own = found.as_ref().is_some_and(|(p, _)| p.u == caller.user_id);
     enforce(
         action,
-        own || admin_or_system_reader(caller) || caller.has_role("service"),
+        p.u == caller.user_id || admin_or_system_reader(caller) || caller.has_role("service"),
     )?;
-    found.ok_or_else(|| KsError::new(StatusCode::NOT_FOUND, "Failed to validate token"))
+    Ok((p, r))
 }
 
 /// `GET /v3/auth/tokens`.

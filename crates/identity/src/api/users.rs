@@ -1,6 +1,5 @@
 //! `/v3/users` and self-service password changes.
 
-use super::domains::check_name;
 use super::projects::scope_domain;
 use super::util::{collection, q, query_true, self_link, self_url, string_filter, QueryPairs};
 use crate::db::{self, users::User};
@@ -37,6 +36,16 @@ const OPTIONS: &[&str] = &[
     "multi_factor_auth_rules",
     "ignore_user_inactivity",
 ];
+
+/// User names may be up to 255 characters (Keystone's `user_name` schema).
+fn check_user_name(name: &str) -> KsResult<()> {
+    if name.trim().is_empty() || name.chars().count() > 255 {
+        return Err(KsError::bad_request(
+            "Invalid input for field 'user.name': the name must be 1 to 255 characters and not blank.",
+        ));
+    }
+    Ok(())
+}
 
 pub fn view(id: &Identity, u: &User) -> Value {
     let mut v = json!({
@@ -114,7 +123,7 @@ async fn user_create(
     let name = str_field(&m, "name")?.ok_or_else(|| {
         KsError::bad_request("Invalid input for field 'user.name': 'name' is a required property")
     })?;
-    check_name("user.name", &name)?;
+    check_user_name(&name)?;
     let domain_id = str_field(&m, "domain_id")?.unwrap_or_else(|| scope_domain(&ctx));
     enforce("identity:create_user", admin(&ctx))?;
     let store = id.store();
@@ -184,7 +193,11 @@ async fn user_list(
         w.eq("u.domain_id", d.clone());
     }
     if let Some(e) = q(&query, "enabled") {
-        w.literal(if query_true(e) { "u.enabled = 1" } else { "u.enabled = 0" });
+        w.literal(if query_true(e) {
+            "u.enabled = 1"
+        } else {
+            "u.enabled = 0"
+        });
     }
     if let Some(n) = q(&query, "name") {
         w.eq("u.name", n);
@@ -237,7 +250,7 @@ async fn user_update(
     }
     let was_enabled = u.enabled;
     if let Some(n) = str_field(&m, "name")? {
-        check_name("user.name", &n)?;
+        check_user_name(&n)?;
         u.name = n;
     }
     match m.get("enabled") {

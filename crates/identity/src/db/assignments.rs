@@ -146,6 +146,23 @@ pub async fn remove(store: &Store, a: &Assignment, group_members: Vec<String>) -
         .await
 }
 
+/// Whether exactly this assignment exists.
+pub async fn exists(store: &Store, a: &Assignment) -> Result<bool> {
+    let r = sqlx::query(
+        "SELECT role_id FROM identity_assignment WHERE kind = $1 AND actor_id = $2 AND target_id = $3 \
+         AND role_id = $4 AND inherited = $5",
+    )
+    .bind(a.kind.as_str())
+    .bind(&a.actor_id)
+    .bind(&a.target_id)
+    .bind(&a.role_id)
+    .bind(a.inherited as i64)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(from_sqlx)?;
+    Ok(r.is_some())
+}
+
 /// Assignments matching `w` (columns `kind`, `actor_id`, `target_id`, `role_id`, `inherited`).
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Assignment>> {
     let sql = format!(

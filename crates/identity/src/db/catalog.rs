@@ -254,3 +254,72 @@ pub async fn delete(
         })
         .await
 }
+
+/// Why [`delete_region_tree`] refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegionDelete {
+    Deleted,
+    NotFound,
+    /// The region or one of its descendants has endpoints.
+    HasEndpoints,
+}
+
+/// Deletes a region with all its descendants, as Keystone does, unless any of them has
+/// endpoints. The check and the deletes share one transaction, so an endpoint created
+/// concurrently either blocks the delete or fails to find its region.
+pub async fn delete_region_tree(store: &Store, id: &str) -> Result<RegionDelete> {
+    let id = id.to_string();
+    store
+        .write(move |tx| {
+            let id = id.clone();
+            Box::pin(async move {
+                let found = sqlx::query("SELECT id FROM identity_region WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
+                if found.is_none() {
+                    return Ok(RegionDelete::NotFound);
+                }
+                // Breadth-first over children; `tree` doubles as the visited set, so a cycle
+                // (which updates refuse, but rows may predate that) cannot loop.
+                let mut tree = vec![id.clone()];
+                let mut next = 0;
+                while next < tree.len() {
+                    let rows =
+                        sqlx::query("SELECT id FROM identity_region WHERE parent_region_id = $1")
+                            .bind(&tree[next])
+                            .fetch_all(tx.conn())
+                            .await
+                            .map_err(from_sqlx)?;
+                    next += 1;
+                    for r in &rows {
+                        let child = s(r, "id")?;
+                        if !tree.contains(&child) {
+                            tree.push(child);
+                        }
+                    }
+                }
+                for r in &tree {
+                    let used = sqlx::query("SELECT id FROM identity_endpoint WHERE region_id = $1")
+                        .bind(r)
+                        .fetch_optional(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                    if used.is_some() {
+                        return Ok(RegionDelete::HasEndpoints);
+                    }
+                }
+                for r in &tree {
+                    sqlx::query("DELETE FROM identity_region WHERE id = $1")
+                        .bind(r)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.record(kind::REGION, r, Op::Delete).await?;
+                }
+                Ok(RegionDelete::Deleted)
+            })
+        })
+        .await
+}

@@ -68,18 +68,26 @@ pub async fn list(store: &Store, w: &Where) -> Result<Vec<Role>> {
     rows.iter().map(row).collect()
 }
 
-fn dup(name: &str) -> impl Fn(Error) -> Error + '_ {
+/// Keystone's conflict message: the domain is named for domain-specific roles.
+fn dup(name: String, domain_id: Option<String>) -> impl Fn(Error) -> Error {
     move |e| match e {
-        Error::AlreadyExists(_) => Error::conflict(format!(
-            "Conflict occurred attempting to store role - Duplicate entry found with name {name}."
-        )),
+        Error::AlreadyExists(_) => {
+            let at = domain_id
+                .as_ref()
+                .map(|d| format!(" at domain ID {d}"))
+                .unwrap_or_default();
+            Error::conflict(format!(
+                "Conflict occurred attempting to store role - Duplicate entry found with name \
+                 {name}{at}."
+            ))
+        }
         e => e,
     }
 }
 
 pub async fn create(store: &Store, r: &Role) -> Result<()> {
     let r = r.clone();
-    let name = r.name.clone();
+    let (name, domain_id) = (r.name.clone(), r.domain_id.clone());
     store
         .write(move |tx| {
             let r = r.clone();
@@ -102,12 +110,12 @@ pub async fn create(store: &Store, r: &Role) -> Result<()> {
             })
         })
         .await
-        .map_err(dup(&name))
+        .map_err(dup(name, domain_id))
 }
 
 pub async fn update(store: &Store, r: &Role) -> Result<()> {
     let r = r.clone();
-    let name = r.name.clone();
+    let (name, domain_id) = (r.name.clone(), r.domain_id.clone());
     store
         .write(move |tx| {
             let r = r.clone();
@@ -127,7 +135,7 @@ pub async fn update(store: &Store, r: &Role) -> Result<()> {
             })
         })
         .await
-        .map_err(dup(&name))
+        .map_err(dup(name, domain_id))
 }
 
 /// Deletes a role with its assignments and implication rules.
@@ -167,6 +175,19 @@ pub async fn implications(store: &Store) -> Result<Vec<(String, String)>> {
     rows.iter()
         .map(|r| Ok((s(r, "prior_role_id")?, s(r, "implied_role_id")?)))
         .collect()
+}
+
+/// Whether the rule `prior` implies `implied` exists.
+pub async fn implication_exists(store: &Store, prior: &str, implied: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "SELECT prior_role_id FROM identity_implied_role WHERE prior_role_id = $1 AND implied_role_id = $2",
+    )
+    .bind(prior)
+    .bind(implied)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(from_sqlx)?;
+    Ok(r.is_some())
 }
 
 /// Adds `prior` implies `implied`. Idempotent.

@@ -29,10 +29,16 @@ pub fn test_config() -> Config {
 
 impl Stack {
     pub async fn new(db: TestDb, cfg: Config) -> Stack {
-        let identity = Identity::new(db.store.clone(), &cfg, "http://test").await.expect("identity");
+        let identity = Identity::new(db.store.clone(), &cfg, "http://test")
+            .await
+            .expect("identity");
         identity
             .bootstrap(
-                &[CatalogService { kind: "identity", name: "keystone", path: "/identity" }],
+                &[CatalogService {
+                    kind: "identity",
+                    name: "keystone",
+                    path: "/identity",
+                }],
                 "RegionOne",
                 Some(ADMIN_PW.into()),
             )
@@ -72,9 +78,10 @@ impl Stack {
             b = b.header(*k, *v);
         }
         let req = match body {
-            Some(Value::String(raw)) => {
-                b.header("content-type", "application/json").body(Body::from(raw)).unwrap()
-            }
+            Some(Value::String(raw)) => b
+                .header("content-type", "application/json")
+                .body(Body::from(raw))
+                .unwrap(),
             Some(v) => b
                 .header("content-type", "application/json")
                 .body(Body::from(v.to_string()))
@@ -86,34 +93,54 @@ impl Stack {
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, json, raw: String::from_utf8_lossy(&bytes).into_owned() }
+        Resp {
+            status,
+            headers,
+            json,
+            raw: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.call(Method::GET, path, Some(token), &[], None).await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(token), &[], Some(body)).await
+        self.call(Method::POST, path, Some(token), &[], Some(body))
+            .await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(token), &[], Some(body)).await
+        self.call(Method::PATCH, path, Some(token), &[], Some(body))
+            .await
     }
     pub async fn put(&self, path: &str, token: &str) -> Resp {
         self.call(Method::PUT, path, Some(token), &[], None).await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.call(Method::DELETE, path, Some(token), &[], None).await
+        self.call(Method::DELETE, path, Some(token), &[], None)
+            .await
     }
 
     /// Issues a password token; `scope` is a Keystone scope object or `None` (unscoped).
-    pub async fn password_token(&self, user: &str, domain: &str, pw: &str, scope: Option<Value>) -> Resp {
+    pub async fn password_token(
+        &self,
+        user: &str,
+        domain: &str,
+        pw: &str,
+        scope: Option<Value>,
+    ) -> Resp {
         let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"id": domain}, "password": pw}}}});
         if let Some(s) = scope {
             auth["scope"] = s;
         }
-        self.call(Method::POST, "/identity/v3/auth/tokens", None, &[], Some(json!({"auth": auth})))
-            .await
+        self.call(
+            Method::POST,
+            "/identity/v3/auth/tokens",
+            None,
+            &[],
+            Some(json!({"auth": auth})),
+        )
+        .await
     }
 
     /// A project-scoped token for `user` on `project` (names, domain `default`).
@@ -132,14 +159,24 @@ impl Stack {
 
     /// Validates `subject` as the admin: the status of `GET /v3/auth/tokens`.
     pub async fn validate(&self, admin: &str, subject: &str) -> Resp {
-        self.call(Method::GET, "/identity/v3/auth/tokens", Some(admin), &[("x-subject-token", subject)], None)
-            .await
+        self.call(
+            Method::GET,
+            "/identity/v3/auth/tokens",
+            Some(admin),
+            &[("x-subject-token", subject)],
+            None,
+        )
+        .await
     }
 
     /// Creates a user in domain `default`, returning its id.
     pub async fn create_user(&self, admin: &str, name: &str, pw: &str) -> String {
         let r = self
-            .post("/identity/v3/users", admin, json!({"user": {"name": name, "password": pw, "domain_id": "default"}}))
+            .post(
+                "/identity/v3/users",
+                admin,
+                json!({"user": {"name": name, "password": pw, "domain_id": "default"}}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
         r.json["user"]["id"].as_str().unwrap().to_string()
@@ -148,7 +185,11 @@ impl Stack {
     /// Creates a project in domain `default`, returning its id.
     pub async fn create_project(&self, admin: &str, name: &str) -> String {
         let r = self
-            .post("/identity/v3/projects", admin, json!({"project": {"name": name, "domain_id": "default"}}))
+            .post(
+                "/identity/v3/projects",
+                admin,
+                json!({"project": {"name": name, "domain_id": "default"}}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
         r.json["project"]["id"].as_str().unwrap().to_string()
@@ -160,6 +201,24 @@ impl Stack {
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("role {name}"))
+            .id
+    }
+
+    /// The id of a project of domain `default` by name.
+    pub async fn project_id(&self, name: &str) -> String {
+        strata_identity::db::projects::get_by_name(&self.db.store, "default", name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("project {name}"))
+            .id
+    }
+
+    /// The id of a user of domain `default` by name.
+    pub async fn user_id(&self, name: &str) -> String {
+        strata_identity::db::users::get_by_name(&self.db.store, "default", name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("user {name}"))
             .id
     }
 
