@@ -6,7 +6,7 @@
 # usage: scripts/tempest-identity.sh
 # env:   STRATA_BIN        the binary (default $CARGO_TARGET_DIR/debug/strata)
 #        STRATA_VENV       venv with tempest (default /var/tmp/strata-venv)
-#        STRATA_TEMPEST_OUT  where the per-test result list goes (default: a file in the work dir);
+#        STRATA_TEMPEST_OUT  where the per-test result list goes (default: a new temp file);
 #                          lines "<status> <test id>", then "# all: ..." and "# required: ..." counts;
 #                          the raw subunit v2 stream goes beside it, to $STRATA_TEMPEST_OUT.subunit
 #        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.identity')
@@ -36,7 +36,7 @@ $missing"
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-tempest.XXXXXX")
-OUT=${STRATA_TEMPEST_OUT:-$WORK/results.txt}
+OUT=${STRATA_TEMPEST_OUT:-$(mktemp "${TMPDIR:-/tmp}/strata-tempest-results.XXXXXX")}
 DATA=$WORK/data
 WS=$WORK/workspace
 SPID=""

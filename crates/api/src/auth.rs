@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// The header carrying the caller's token.
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
@@ -80,7 +81,7 @@ pub enum AuthFailure {
 
 /// The future [`TokenValidator::validate`] returns.
 pub type ValidateFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<AuthContext, AuthFailure>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, AuthFailure>> + Send + 'a>>;
 
 /// Validates tokens for every service. The identity service implements it; validation must not
 /// need a database read on the hot path (signature and revocation checks are in memory, and

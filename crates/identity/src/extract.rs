@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use strata_api::{parse_json, AuthContext, AuthFailure, AUTH_TOKEN_HEADER};
 
 /// The authenticated caller. Rejects with 401 when the token is missing or invalid.
-pub struct Auth(pub AuthContext);
+pub struct Auth(pub std::sync::Arc<AuthContext>);
 
 impl FromRequestParts<Identity> for Auth {
     type Rejection = KsError;

@@ -49,6 +49,8 @@ struct Inner {
     keys: RwLock<Vec<Key>>,
     revocations: RwLock<Revocations>,
     resolved: RwLock<HashMap<token::ScopeKey, Arc<Resolved>>>,
+    /// Tokens validated since the last identity change, by token string.
+    validated: RwLock<HashMap<String, Arc<Validated>>>,
     catalog: RwLock<Option<Arc<serde_json::Value>>>,
     /// Bumped on every invalidation so a resolution that raced one is not cached.
     generation: AtomicU64,
@@ -72,6 +74,7 @@ impl Identity {
             keys: RwLock::new(Vec::new()),
             revocations: RwLock::new(Revocations::default()),
             resolved: RwLock::new(HashMap::new()),
+            validated: RwLock::new(HashMap::new()),
             catalog: RwLock::new(None),
             generation: AtomicU64::new(0),
             password_regex,
@@ -129,6 +132,7 @@ impl Identity {
     async fn reload(&self) -> Result<()> {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
         self.0.resolved.write().expect("lock").clear();
+        self.0.validated.write().expect("lock").clear();
         *self.0.catalog.write().expect("lock") = None;
         let keys = db::keys::list_keys(&self.0.store).await?;
         let window = (self.0.cfg.token_expiration + self.0.cfg.allow_expired_window) as i64;
@@ -138,6 +142,7 @@ impl Identity {
         *self.0.revocations.write().expect("lock") = Revocations::new(revs);
         self.0.generation.fetch_add(1, Ordering::SeqCst);
         self.0.resolved.write().expect("lock").clear();
+        self.0.validated.write().expect("lock").clear();
         Ok(())
     }
 
@@ -218,18 +223,36 @@ impl Identity {
     }
 
     /// Validates a token into what it stands for: signature, expiry, revocation, and a
-    /// still-valid user, scope and role set.
+    /// still-valid user, scope and role set. A token validated since the last identity change
+    /// is answered from memory (only its expiry is checked again): any change that could
+    /// affect it — a revocation, a disabled user, a role removed — empties that cache first.
     pub(crate) async fn validate_token(
         &self,
         tok: &str,
         allow_expired: bool,
-    ) -> Option<(Payload, Arc<Resolved>)> {
+    ) -> Option<Arc<Validated>> {
+        if !allow_expired {
+            if let Some(v) = self.0.validated.read().expect("lock").get(tok) {
+                if v.payload.e > now_micros() {
+                    return Some(v.clone());
+                }
+            }
+        }
+        let generation = self.0.generation.load(Ordering::SeqCst);
         let payload = self.verify(tok, allow_expired).await?;
         let resolved = self.resolve_cached(&payload).await.ok()?;
         if self.is_revoked(&payload, resolved.project_domain_id()) {
             return None;
         }
-        Some((payload, resolved))
+        let v = Arc::new(Validated::new(payload, resolved));
+        if !allow_expired && self.0.generation.load(Ordering::SeqCst) == generation {
+            let mut map = self.0.validated.write().expect("lock");
+            if map.len() >= 50_000 {
+                map.clear();
+            }
+            map.insert(tok.to_string(), v.clone());
+        }
+        Some(v)
     }
 
     pub(crate) async fn resolve_cached(
@@ -267,12 +290,61 @@ impl Identity {
     }
 
     /// Authenticates `token` for another service's request.
-    pub async fn authenticate(&self, tok: &str) -> std::result::Result<AuthContext, AuthFailure> {
-        let (p, r) = self
+    pub async fn authenticate(
+        &self,
+        tok: &str,
+    ) -> std::result::Result<Arc<AuthContext>, AuthFailure> {
+        let v = self
             .validate_token(tok, false)
             .await
             .ok_or(AuthFailure::Invalid)?;
-        Ok(r.context(&p))
+        Ok(v.context())
+    }
+}
+
+/// A validated token with what it resolves to, and its renderings computed once.
+pub(crate) struct Validated {
+    pub payload: Payload,
+    pub resolved: Arc<Resolved>,
+    ctx: std::sync::OnceLock<Arc<AuthContext>>,
+    /// The `GET /v3/auth/tokens` body, with and without the catalog.
+    bodies: [std::sync::OnceLock<bytes::Bytes>; 2],
+}
+
+impl Validated {
+    fn new(payload: Payload, resolved: Arc<Resolved>) -> Self {
+        Validated {
+            payload,
+            resolved,
+            ctx: Default::default(),
+            bodies: Default::default(),
+        }
+    }
+
+    /// The request context of the token's holder.
+    pub fn context(&self) -> Arc<AuthContext> {
+        self.ctx
+            .get_or_init(|| Arc::new(self.resolved.context(&self.payload)))
+            .clone()
+    }
+
+    /// The serialised `{"token": …}` body.
+    pub async fn body(&self, id: &Identity, with_catalog: bool) -> Result<bytes::Bytes> {
+        let slot = &self.bodies[usize::from(!with_catalog)];
+        if let Some(b) = slot.get() {
+            return Ok(b.clone());
+        }
+        let catalog = if with_catalog {
+            Some(id.catalog().await?)
+        } else {
+            None
+        };
+        let body = serde_json::json!({"token": self.resolved.token_body(&self.payload, catalog.as_deref())});
+        let bytes = bytes::Bytes::from(
+            serde_json::to_vec(&body)
+                .map_err(|e| strata_core::Error::internal(format!("serialising a token: {e}")))?,
+        );
+        Ok(slot.get_or_init(|| bytes).clone())
     }
 }
 

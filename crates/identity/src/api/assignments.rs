@@ -309,7 +309,12 @@ fn assignment_not_found(a: &Assignment) -> KsError {
 }
 
 /// `PUT …/roles/{role_id}`: 204, idempotent.
-async fn grant_create(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> KsResult<StatusCode> {
+async fn grant_create(
+    id: Identity,
+    ctx: std::sync::Arc<AuthContext>,
+    p: Params,
+    g: Grant,
+) -> KsResult<StatusCode> {
     let role = load_role(&id, param(&p, "role_id")).await?;
     let who = parties(&id, g, &p).await?;
     enforce(g.action(Verb::Create), admin(&ctx))?;
@@ -336,7 +341,12 @@ async fn grant_create(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> Ks
 }
 
 /// `GET`/`HEAD …/roles/{role_id}`: 204 when assigned, 404 otherwise.
-async fn grant_check(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> KsResult<StatusCode> {
+async fn grant_check(
+    id: Identity,
+    ctx: std::sync::Arc<AuthContext>,
+    p: Params,
+    g: Grant,
+) -> KsResult<StatusCode> {
     let role = load_role(&id, param(&p, "role_id")).await?;
     let who = parties(&id, g, &p).await?;
     enforce(g.action(Verb::Check), may_read(&ctx, &who))?;
@@ -350,7 +360,12 @@ async fn grant_check(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> KsR
 
 /// `DELETE …/roles/{role_id}`: 204, 404 when not assigned. Revokes the tokens that carried it
 /// (for a group, its members').
-async fn grant_delete(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> KsResult<StatusCode> {
+async fn grant_delete(
+    id: Identity,
+    ctx: std::sync::Arc<AuthContext>,
+    p: Params,
+    g: Grant,
+) -> KsResult<StatusCode> {
     let role = load_role(&id, param(&p, "role_id")).await?;
     let who = parties(&id, g, &p).await?;
     enforce(g.action(Verb::Revoke), admin(&ctx))?;
@@ -369,7 +384,7 @@ async fn grant_delete(id: Identity, ctx: AuthContext, p: Params, g: Grant) -> Ks
 /// `GET …/roles`: the roles granted directly (not implied, not through groups).
 async fn grant_list(
     id: Identity,
-    ctx: AuthContext,
+    ctx: std::sync::Arc<AuthContext>,
     p: Params,
     query: QueryPairs,
     g: Grant,

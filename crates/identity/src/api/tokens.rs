@@ -236,10 +236,12 @@ pub async fn token_issue(
                     "Invalid input for field 'auth.identity.token': required by the token method.",
                 )
             })?;
-            let (parent, _) = id
+            let parent = id
                 .validate_token(&t.id, false)
                 .await
-                .ok_or_else(KsError::unauthorized)?;
+                .ok_or_else(KsError::unauthorized)?
+                .payload
+                .clone();
             if parent.c.is_some() {
                 return Err(KsError::forbidden(
                     "identity:rescope_application_credential_token",
@@ -349,20 +351,21 @@ async fn subject_token(
     headers: &HeaderMap,
     allow_expired: bool,
     action: &str,
-) -> KsResult<(Payload, std::sync::Arc<crate::Resolved>)> {
+) -> KsResult<std::sync::Arc<crate::Validated>> {
     let tok = subject(headers)?;
     // An invalid, expired or revoked subject is not found, whoever asks (as Keystone: the
     // token is validated before policy sees it).
-    let (p, r) = id
+    let v = id
         .validate_token(&tok, allow_expired)
         .await
         .ok_or_else(|| KsError::new(StatusCode::NOT_FOUND, "Failed to validate token"))?;
     // Policy: admins, system readers, services, or the token's own user.
+    let own = v.payload.u == caller.user_id;
     enforce(
         action,
-        p.u == caller.user_id || admin_or_system_reader(caller) || caller.has_role("service"),
+        own || admin_or_system_reader(caller) || caller.has_role("service"),
     )?;
-    Ok((p, r))
+    Ok(v)
 }
 
 /// `GET /v3/auth/tokens`.
@@ -373,7 +376,7 @@ pub async fn token_validate(
     headers: HeaderMap,
 ) -> KsResult<Response> {
     let allow_expired = q(&query, "allow_expired").is_some_and(super::util::query_true);
-    let (p, r) = subject_token(
+    let v = subject_token(
         &id,
         &caller,
         &headers,
@@ -381,17 +384,20 @@ pub async fn token_validate(
         "identity:validate_token",
     )
     .await?;
-    let catalog = if has(&query, "nocatalog") {
-        None
-    } else {
-        Some(id.catalog().await?)
-    };
-    let tok = subject(&headers)?;
-    Ok(token_response(
+    let body = v.body(&id, !has(&query, "nocatalog")).await?;
+    let mut resp = (
         StatusCode::OK,
-        &tok,
-        r.token_body(&p, catalog.as_deref()),
-    ))
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(t) = headers.get("x-subject-token") {
+        resp.headers_mut().insert("x-subject-token", t.clone());
+    }
+    Ok(resp)
 }
 
 /// `HEAD /v3/auth/tokens`.
@@ -411,8 +417,8 @@ pub async fn token_check(
     )
     .await?;
     let mut resp = StatusCode::OK.into_response();
-    if let Ok(v) = HeaderValue::from_str(&subject(&headers)?) {
-        resp.headers_mut().insert("x-subject-token", v);
+    if let Some(t) = headers.get("x-subject-token") {
+        resp.headers_mut().insert("x-subject-token", t.clone());
     }
     Ok(resp)
 }
@@ -423,8 +429,8 @@ pub async fn token_revoke(
     Auth(caller): Auth,
     headers: HeaderMap,
 ) -> KsResult<StatusCode> {
-    let (p, _) = subject_token(&id, &caller, &headers, false, "identity:revoke_token").await?;
-    if let Some(a) = p.a.first() {
+    let v = subject_token(&id, &caller, &headers, false, "identity:revoke_token").await?;
+    if let Some(a) = v.payload.a.first() {
         db::keys::revoke(id.store(), Revoke::audit(a)).await?;
         id.changed().await?;
     }
