@@ -436,8 +436,9 @@ impl Identity {
                     }
                 }
             }
+            // History binds users changing their own password, not admin resets (Keystone).
             let n = sc.unique_last_password_count as i64;
-            if n > 0 {
+            if self_service && n > 0 {
                 for old in db::users::passwords(store, &user.id, n).await? {
                     if Self::verify_secret(password.to_string(), old.hash).await {
                         return Err(KsError::bad_request(format!(

@@ -239,7 +239,8 @@ pub async fn token_issue(
             let parent = id
                 .validate_token(&t.id, false)
                 .await
-                .ok_or_else(KsError::unauthorized)?
+                // Keystone answers an invalid token to rescope as not found.
+                .ok_or_else(|| KsError::new(StatusCode::NOT_FOUND, "Failed to validate token"))?
                 .payload
                 .clone();
             if parent.c.is_some() {
