@@ -30,25 +30,8 @@ impl TestDb {
     /// A migrated store on a new database of the test PostgreSQL server, or `None` when no
     /// server is configured (and we are not in CI).
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var("STRATA_TEST_POSTGRES_URL") else {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but STRATA_TEST_POSTGRES_URL is not set");
-            }
-            eprintln!("STRATA_TEST_POSTGRES_URL unset: skipping the PostgreSQL case");
-            return None;
-        };
-        let admin = Store::connect(&base, 1).await.expect("connect postgres");
-        let name = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .pool()
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let (head, _) = base.rsplit_once('/').expect("postgres url has a database");
-        let store = Store::connect(&format!("{head}/{name}"), 8)
-            .await
-            .expect("connect");
+        let url = fresh_postgres_url().await?;
+        let store = Store::connect(&url, 8).await.expect("connect");
         store.migrate().await.expect("migrate postgres");
         Some(TestDb {
             store,
@@ -65,4 +48,26 @@ impl TestDb {
         }
         v
     }
+}
+
+/// The URL of a new, empty database on the test PostgreSQL server named by
+/// `STRATA_TEST_POSTGRES_URL`, or `None` when it is unset (a failure under `CI=true`).
+pub async fn fresh_postgres_url() -> Option<String> {
+    let Ok(base) = std::env::var("STRATA_TEST_POSTGRES_URL") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but STRATA_TEST_POSTGRES_URL is not set");
+        }
+        eprintln!("STRATA_TEST_POSTGRES_URL unset: skipping the PostgreSQL case");
+        return None;
+    };
+    let admin = Store::connect(&base, 1).await.expect("connect postgres");
+    let name = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .pool()
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (head, _) = base.rsplit_once('/').expect("postgres url has a database");
+    Some(format!("{head}/{name}"))
 }

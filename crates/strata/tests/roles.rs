@@ -1,0 +1,218 @@
+//! The binary's roles, run for real: `strata server` replicas sharing one database (SQLite and
+//! PostgreSQL), `strata db migrate`, and configuration errors.
+
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata");
+const PW: &str = "replica-admin-pw";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `strata server` on `db_url` and waits (with a deadline) for its ready line.
+    async fn start(db_url: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args([
+                "server",
+                "--database-url",
+                db_url,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("STRATA_IDENTITY__BOOTSTRAP_PASSWORD", PW)
+            .env("STRATA_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn strata server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("Strata server is up on ") {
+                    return url.to_string();
+                }
+            }
+            panic!("strata server exited before it was ready");
+        })
+        .await
+        .expect("strata server ready within 60 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, url }
+    }
+
+    /// SIGTERM, then the exit status (which must come within a deadline).
+    async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn token(url: &str) -> String {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": PW}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
+    let r = client()
+        .post(format!("{url}/identity/v3/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+}
+
+async fn validate(url: &str, caller: &str, subject: &str) -> u16 {
+    client()
+        .get(format!("{url}/identity/v3/auth/tokens"))
+        .header("x-auth-token", caller)
+        .header("x-subject-token", subject)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Two replicas on one database: tokens, writes and revocations made on one are seen on the
+/// other.
+async fn replicas_share_state(db_url: &str) {
+    let a = Server::start(db_url).await;
+    let b = Server::start(db_url).await;
+    let ta = token(&a.url).await;
+    let tb = token(&b.url).await;
+    assert_eq!(
+        validate(&b.url, &tb, &ta).await,
+        200,
+        "a token from A validates on B"
+    );
+
+    // A user created on B is at once visible on A (reads go to the shared database).
+    let r = client()
+        .post(format!("{}/identity/v3/users", b.url))
+        .header("x-auth-token", &tb)
+        .json(&json!({"user": {"name": "shared-user", "password": "pw-shared"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r: Value = client()
+        .get(format!("{}/identity/v3/users?name=shared-user", a.url))
+        .header("x-auth-token", &ta)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["users"].as_array().unwrap().len(), 1);
+
+    // A validation cached on B is dropped once B sees A's revocation in the change log.
+    let victim = token(&a.url).await;
+    assert_eq!(validate(&b.url, &tb, &victim).await, 200);
+    let r = client()
+        .delete(format!("{}/identity/v3/auth/tokens", a.url))
+        .header("x-auth-token", &ta)
+        .header("x-subject-token", &victim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        validate(&a.url, &ta, &victim).await,
+        404,
+        "revoked at once on A"
+    );
+    // Poll with a deadline: B learns of other replicas' writes from the change log.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    while validate(&b.url, &tb, &victim).await != 404 {
+        assert!(Instant::now() < deadline, "B never saw A's revocation");
+        every.tick().await;
+    }
+    assert!(a.stop().await.success(), "graceful exit");
+    assert!(b.stop().await.success(), "graceful exit");
+}
+
+#[tokio::test]
+async fn replicas_share_state_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    replicas_share_state(&format!("sqlite://{}/shared.db", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn replicas_share_state_on_postgres() {
+    if let Some(url) = strata_store::testing::fresh_postgres_url().await {
+        replicas_share_state(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn db_migrate_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/m.db", dir.path().display());
+    let run = || {
+        std::process::Command::new(BIN)
+            .args(["db", "migrate", "--database-url", &url])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let n = strata_store::migrate::MIGRATIONS.len();
+    assert!(String::from_utf8_lossy(&first.stdout).contains(&format!("applied {n} migration(s)")));
+    let second = run();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration(s)"));
+}
+
+#[tokio::test]
+async fn configuration_errors_are_clear() {
+    let out = std::process::Command::new(BIN)
+        .args(["server"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.url is not set"));
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--database-url", "mysql://x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database url"));
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--database-url", "sqlite:///nonexistent-dir/x.db"])
+        .env("STRATA_NOPE__X", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("STRATA_NOPE__X"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
