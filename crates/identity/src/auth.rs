@@ -43,6 +43,14 @@ pub enum ResolvedScope {
 }
 
 impl Resolved {
+    /// The project a project-scoped token is scoped to.
+    pub fn project_id(&self) -> Option<&str> {
+        match &self.scope {
+            ResolvedScope::Project { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn project_domain_id(&self) -> Option<&str> {
         match &self.scope {
             ResolvedScope::Project { domain_id, .. } => Some(domain_id),

@@ -51,7 +51,8 @@ struct Inner {
     resolved: RwLock<HashMap<token::ScopeKey, Arc<Resolved>>>,
     /// Tokens validated since the last identity change, by token string.
     validated: RwLock<HashMap<String, Arc<Validated>>>,
-    catalog: RwLock<Option<Arc<serde_json::Value>>>,
+    /// The catalog, and whether any endpoint URL holds a template.
+    catalog: RwLock<Option<(Arc<serde_json::Value>, bool)>>,
     /// Bumped on every invalidation so a resolution that raced one is not cached.
     generation: AtomicU64,
     password_regex: Option<regex::Regex>,
@@ -279,14 +280,25 @@ impl Identity {
         Ok(r)
     }
 
-    /// The catalog as tokens carry it, cached until a catalog change.
-    pub(crate) async fn catalog(&self) -> Result<Arc<serde_json::Value>> {
-        if let Some(c) = self.0.catalog.read().expect("lock").as_ref() {
-            return Ok(c.clone());
+    /// The catalog as a token scoped to `project_id` carries it, cached until a catalog
+    /// change. Endpoint URLs may hold Keystone's `$(project_id)s` / `$(tenant_id)s`
+    /// templates: they are filled in for project-scoped tokens, and such endpoints are left out
+    /// of other tokens' catalogs, as Keystone does.
+    pub(crate) async fn catalog(&self, project_id: Option<&str>) -> Result<Arc<serde_json::Value>> {
+        let cached = self.0.catalog.read().expect("lock").clone();
+        let (raw, templated) = match cached {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(api::catalog_view(self).await?);
+                let templated = c.to_string().contains("$(");
+                *self.0.catalog.write().expect("lock") = Some((c.clone(), templated));
+                (c, templated)
+            }
+        };
+        if !templated {
+            return Ok(raw);
         }
-        let c = Arc::new(api::catalog_view(self).await?);
-        *self.0.catalog.write().expect("lock") = Some(c.clone());
-        Ok(c)
+        Ok(Arc::new(api::catalog_for_project(&raw, project_id)))
     }
 
     /// Authenticates `token` for another service's request.
@@ -335,7 +347,7 @@ impl Validated {
             return Ok(b.clone());
         }
         let catalog = if with_catalog {
-            Some(id.catalog().await?)
+            Some(id.catalog(self.resolved.project_id()).await?)
         } else {
             None
         };

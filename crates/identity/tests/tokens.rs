@@ -400,3 +400,55 @@ async fn auth_projects_domains_system_and_catalog() {
             .assert_error(StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test]
+async fn templated_endpoints_are_filled_per_project() {
+    let s = Stack::new(strata_store::testing::TestDb::sqlite().await, test_config()).await;
+    let svc = strata_identity::db::catalog::list_services(&s.db.store, &Default::default())
+        .await
+        .unwrap()
+        .remove(0);
+    strata_identity::db::catalog::upsert_endpoint(
+        &s.db.store,
+        &strata_identity::db::catalog::Endpoint {
+            id: "ep-templated".into(),
+            service_id: svc.id,
+            interface: "public".into(),
+            url: "http://h/v3/$(project_id)s".into(),
+            region_id: Some("RegionOne".into()),
+            enabled: true,
+            extra: json!({}),
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    s.identity.changed().await.unwrap();
+    let r = s
+        .password_token("admin", "default", ADMIN_PW, Some(project_scope("admin")))
+        .await;
+    let pid = r.json["token"]["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let urls: Vec<String> = r.json["token"]["catalog"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap().to_string())
+        .collect();
+    assert!(urls.contains(&format!("http://h/v3/{pid}")), "{urls:?}");
+    let r = s
+        .password_token(
+            "admin",
+            "default",
+            ADMIN_PW,
+            Some(json!({"system": {"all": true}})),
+        )
+        .await;
+    let urls = r.json["token"]["catalog"][0]["endpoints"].to_string();
+    assert!(
+        !urls.contains("$("),
+        "system tokens drop templated endpoints: {urls}"
+    );
+}

@@ -71,3 +71,50 @@ pub(crate) async fn catalog_view(id: &Identity) -> strata_core::Result<Value> {
     }
     Ok(Value::Array(out))
 }
+
+/// Fills Keystone's `$(project_id)s` and `$(tenant_id)s` endpoint templates for a project, or
+/// drops templated endpoints when there is none.
+pub(crate) fn catalog_for_project(raw: &Value, project_id: Option<&str>) -> Value {
+    let mut out = raw.clone();
+    if let Some(services) = out.as_array_mut() {
+        for s in services {
+            if let Some(eps) = s.get_mut("endpoints").and_then(Value::as_array_mut) {
+                eps.retain_mut(|e| {
+                    let Some(url) = e.get("url").and_then(Value::as_str) else {
+                        return true;
+                    };
+                    if !url.contains("$(") {
+                        return true;
+                    }
+                    match project_id {
+                        Some(p) => {
+                            let filled =
+                                url.replace("$(project_id)s", p).replace("$(tenant_id)s", p);
+                            e["url"] = json!(filled);
+                            true
+                        }
+                        None => false,
+                    }
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_templates_are_filled_or_dropped() {
+        let raw = json!([{"type": "volumev3", "endpoints": [
+            {"interface": "public", "url": "http://h/volume/v3/$(project_id)s"},
+            {"interface": "admin", "url": "http://h/volume"}]}]);
+        let c = catalog_for_project(&raw, Some("p1"));
+        assert_eq!(c[0]["endpoints"][0]["url"], "http://h/volume/v3/p1");
+        assert_eq!(c[0]["endpoints"][1]["url"], "http://h/volume");
+        let c = catalog_for_project(&raw, None);
+        assert_eq!(c[0]["endpoints"].as_array().unwrap().len(), 1);
+    }
+}

@@ -314,7 +314,7 @@ pub async fn token_issue(
     let catalog = if has(&query, "nocatalog") {
         None
     } else {
-        Some(id.catalog().await?)
+        Some(id.catalog(resolved.project_id()).await?)
     };
     let body = resolved.token_body(&payload, catalog.as_deref());
     Ok(token_response(StatusCode::CREATED, &token, body))
@@ -443,7 +443,7 @@ pub async fn auth_catalog(State(id): State<Identity>, Auth(caller): Auth) -> KsR
     if matches!(caller.scope, strata_api::Scope::Unscoped) {
         return Err(KsError::forbidden("identity:get_auth_catalog"));
     }
-    let catalog = id.catalog().await?;
+    let catalog = id.catalog(caller.project_id()).await?;
     Ok(axum::Json(json!({"catalog": *catalog, "links": {"self": format!("{}/auth/catalog", id.v3_url()), "previous": null, "next": null}}))
         .into_response())
 }
