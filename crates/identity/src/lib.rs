@@ -113,7 +113,20 @@ impl Identity {
 
     /// The routes, to be nested under `/identity`.
     pub fn router(&self) -> axum::Router {
-        api::router().with_state(self.clone())
+        api::router()
+            .fallback(|| async {
+                KsError::new(
+                    http::StatusCode::NOT_FOUND,
+                    "The resource could not be found.",
+                )
+            })
+            .method_not_allowed_fallback(|| async {
+                KsError::new(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    "The method is not allowed for the requested URL.",
+                )
+            })
+            .with_state(self.clone())
     }
 
     async fn rotate_keys_if_due(&self) -> Result<()> {

@@ -294,3 +294,17 @@ async fn members_are_refused_admin_operations() {
         assert_eq!(r.json["domain"]["enabled"], true);
     }
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_keystone_format() {
+    let s = Stack::new(strata_store::testing::TestDb::sqlite().await, test_config()).await;
+    let admin = s.admin().await;
+    s.get("/identity/v3/nonsense", &admin)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let r = s
+        .call(Method::PUT, "/identity/v3/users", Some(&admin), &[], None)
+        .await;
+    r.assert_error(StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers.get("x-openstack-request-id").is_some());
+}

@@ -18,14 +18,20 @@ struct Server {
 impl Server {
     /// Starts `strata server` on `db_url` and waits (with a deadline) for its ready line.
     async fn start(db_url: &str) -> Server {
+        Server::start_args(&[
+            "server",
+            "--database-url",
+            db_url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .await
+    }
+
+    /// Starts `strata <args>` and waits (with a deadline) for the server's ready line.
+    async fn start_args(args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args([
-                "server",
-                "--database-url",
-                db_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(args)
             .env("STRATA_IDENTITY__BOOTSTRAP_PASSWORD", PW)
             .env("STRATA_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
             .env("RUST_LOG", "warn")
@@ -215,4 +221,45 @@ async fn configuration_errors_are_clear() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn server_reads_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("strata.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}/c.db\"\n\
+             [identity]\ntoken_expiration = 120\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_args(&["server", "--config", cfg.to_str().unwrap()]).await;
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": PW}}}}});
+    let r: Value = client()
+        .post(format!("{}/identity/v3/auth/tokens", s.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The token lifetime comes from the file: 120 s between issue and expiry.
+    let issued = r["token"]["issued_at"].as_str().unwrap();
+    let expires = r["token"]["expires_at"].as_str().unwrap();
+    let secs = |t: &str| -> i64 {
+        let hms = &t[11..19];
+        let p: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        p[0] * 3600 + p[1] * 60 + p[2]
+    };
+    assert_eq!(
+        (secs(expires) - secs(issued)).rem_euclid(86_400),
+        120,
+        "{issued} {expires}"
+    );
+    assert!(s.stop().await.success());
 }
