@@ -37,6 +37,13 @@ use strata_core::time::now_micros;
 use strata_core::Result;
 use strata_store::Store;
 
+/// The cached catalog: as built, whether any URL is templated, OS-EP-FILTER project filters.
+type CachedCatalog = (
+    Arc<serde_json::Value>,
+    bool,
+    Arc<api::endpoint_groups::ProjectFilters>,
+);
+
 /// The identity service; cheap to clone.
 #[derive(Clone)]
 pub struct Identity(Arc<Inner>);
@@ -51,8 +58,9 @@ struct Inner {
     resolved: RwLock<HashMap<token::ScopeKey, Arc<Resolved>>>,
     /// Tokens validated since the last identity change, by token string.
     validated: RwLock<HashMap<String, Arc<Validated>>>,
-    /// The catalog, and whether any endpoint URL holds a template.
-    catalog: RwLock<Option<(Arc<serde_json::Value>, bool)>>,
+    /// The catalog, whether any endpoint URL holds a template, and the OS-EP-FILTER endpoint
+    /// filters of projects.
+    catalog: RwLock<Option<CachedCatalog>>,
     /// Bumped on every invalidation so a resolution that raced one is not cached.
     generation: AtomicU64,
     password_regex: Option<regex::Regex>,
@@ -296,22 +304,35 @@ impl Identity {
     /// The catalog as a token scoped to `project_id` carries it, cached until a catalog
     /// change. Endpoint URLs may hold Keystone's `$(project_id)s` / `$(tenant_id)s`
     /// templates: they are filled in for project-scoped tokens, and such endpoints are left out
-    /// of other tokens' catalogs, as Keystone does.
+    /// of other tokens' catalogs, as Keystone does. A project with OS-EP-FILTER associations
+    /// sees only its associated endpoints.
     pub(crate) async fn catalog(&self, project_id: Option<&str>) -> Result<Arc<serde_json::Value>> {
         let cached = self.0.catalog.read().expect("lock").clone();
-        let (raw, templated) = match cached {
+        let (raw, templated, filters) = match cached {
             Some(c) => c,
             None => {
+                // Built from reads that may race a change: cached only if no invalidation
+                // happened meanwhile, else the next call rebuilds it.
+                let generation = self.0.generation.load(Ordering::SeqCst);
                 let c = Arc::new(api::catalog_view(self).await?);
                 let templated = c.to_string().contains("$(");
-                *self.0.catalog.write().expect("lock") = Some((c.clone(), templated));
-                (c, templated)
+                let filters = Arc::new(api::endpoint_groups::project_filters(self).await?);
+                if self.0.generation.load(Ordering::SeqCst) == generation {
+                    *self.0.catalog.write().expect("lock") =
+                        Some((c.clone(), templated, filters.clone()));
+                }
+                (c, templated, filters)
             }
         };
-        if !templated {
-            return Ok(raw);
+        let mut catalog = raw;
+        // OS-EP-FILTER: a project with endpoint associations sees only those endpoints.
+        if let Some(ids) = project_id.and_then(|p| filters.get(p)) {
+            catalog = Arc::new(api::endpoint_groups::filter_catalog(&catalog, ids));
         }
-        Ok(Arc::new(api::catalog_for_project(&raw, project_id)))
+        if templated {
+            catalog = Arc::new(api::catalog_for_project(&catalog, project_id));
+        }
+        Ok(catalog)
     }
 
     /// Authenticates `token` for another service's request.

@@ -33,6 +33,8 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(1, "0001_change_log"),
     portable!(2, "0002_leases"),
     portable!(3, "0003_identity"),
+    portable!(4, "0004_identity_credentials"),
+    portable!(5, "0005_identity_domain_config_ep_filter"),
 ];
 
 impl Store {

@@ -5,8 +5,13 @@
 pub mod app_creds;
 pub mod assignments;
 pub mod catalog;
+pub mod credentials;
+pub mod domain_config;
 pub mod domains;
+pub mod endpoint_groups;
+pub mod fields;
 pub mod groups;
+pub mod policies;
 pub mod projects;
 pub mod roles;
 pub mod tokens;
@@ -39,11 +44,15 @@ pub fn router() -> Router<Identity> {
         .merge(catalog::routes())
         .merge(app_creds::routes())
         .merge(domains::routes())
+        .merge(domain_config::routes())
+        .merge(endpoint_groups::routes())
         .merge(projects::routes())
         .merge(users::routes())
         .merge(groups::routes())
         .merge(roles::routes())
         .merge(assignments::routes())
+        .merge(credentials::routes())
+        .merge(policies::routes())
 }
 
 /// The catalog as tokens and `/v3/auth/catalog` carry it: enabled services with their enabled

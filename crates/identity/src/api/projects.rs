@@ -2,7 +2,7 @@
 
 use super::domains::{check_name, check_tags};
 use super::util::{collection, has, q, query_true, self_link, self_url, string_filter, QueryPairs};
-use crate::db::{self, projects::Project};
+use crate::db::{self, domains::Domain, keys::Revoke, projects::Project};
 use crate::error::{KsError, KsResult};
 use crate::extract::{Auth, KsJson};
 use crate::policy::{admin, admin_or_reader_of, admin_or_system_reader, enforce, owner};
@@ -57,6 +57,37 @@ pub fn view(id: &Identity, p: &Project) -> Value {
         }),
         &p.extra,
     )
+}
+
+/// A domain seen as a project acting as a domain: no `domain_id` and no `parent_id`, as
+/// Keystone shows them.
+pub fn domain_view(id: &Identity, d: &Domain) -> Value {
+    super::util::with_extra(
+        json!({
+            "id": d.id,
+            "name": d.name,
+            "domain_id": null,
+            "parent_id": null,
+            "description": d.description,
+            "enabled": d.enabled,
+            "is_domain": true,
+            "tags": d.tags,
+            "options": d.options,
+            "links": self_link(&id.v3_url(), &format!("projects/{}", d.id)),
+        }),
+        &d.extra,
+    )
+}
+
+/// The view of a project, or of a domain as a project acting as a domain; `None` when `pid`
+/// names neither.
+pub(crate) async fn any_project_view(id: &Identity, pid: &str) -> KsResult<Option<Value>> {
+    if let Some(p) = db::projects::get(id.store(), pid).await? {
+        return Ok(Some(view(id, &p)));
+    }
+    Ok(db::domains::get(id.store(), pid)
+        .await?
+        .map(|d| domain_view(id, &d)))
 }
 
 /// The domain new resources land in when the request names none: the domain of the caller's
@@ -143,6 +174,10 @@ async fn project_create(
         )
     })?;
     check_name("project.name", &name)?;
+    if opt_bool(&m, "is_domain", "project")? == Some(true) {
+        enforce("identity:create_project", admin(&ctx))?;
+        return create_domain_project(&id, &m, name).await;
+    }
     let parent_id = opt_str(&m, "parent_id", "project")?;
     let store = id.store();
     let parent = match &parent_id {
@@ -159,11 +194,6 @@ async fn project_create(
         (None, None) => scope_domain(&ctx),
     };
     enforce("identity:create_project", admin(&ctx))?;
-    if opt_bool(&m, "is_domain", "project")? == Some(true) {
-        return Err(KsError::bad_request(
-            "Invalid input for field 'project.is_domain': projects acting as domains are created through /v3/domains.",
-        ));
-    }
     let domain = db::domains::get(store, &domain_id)
         .await?
         .ok_or_else(|| KsError::not_found("domain", &domain_id))?;
@@ -197,6 +227,57 @@ async fn project_create(
         axum::Json(json!({"project": view(&id, &p)})),
     )
         .into_response())
+}
+
+/// `POST /v3/projects` with `is_domain: true`: creates a domain, shown as a project acting as
+/// a domain. As Keystone, it must be a root: neither `parent_id` nor `domain_id` may be set.
+async fn create_domain_project(
+    id: &Identity,
+    m: &Map<String, Value>,
+    name: String,
+) -> KsResult<Response> {
+    if opt_str(m, "parent_id", "project")?.is_some()
+        || opt_str(m, "domain_id", "project")?.is_some()
+    {
+        return Err(KsError::bad_request(
+            "only root projects are allowed to act as domains.",
+        ));
+    }
+    let d = Domain {
+        id: strata_core::ids::hex_id(),
+        name,
+        description: opt_str(m, "description", "project")?.unwrap_or_default(),
+        enabled: opt_bool(m, "enabled", "project")?.unwrap_or(true),
+        tags: opt_tags(m)?.unwrap_or_default(),
+        options: m
+            .get("options")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({})),
+        extra: extra_of(m),
+    };
+    db::domains::create(id.store(), &d)
+        .await
+        .map_err(domain_project_conflict(&d.name))?;
+    id.changed().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"project": domain_view(id, &d)})),
+    )
+        .into_response())
+}
+
+/// Keystone's conflict message for two projects acting as domains with one name.
+fn domain_project_conflict(name: &str) -> impl Fn(strata_core::Error) -> KsError + '_ {
+    move |e| match e {
+        strata_core::Error::Conflict(_) | strata_core::Error::AlreadyExists(_) => {
+            KsError::conflict(format!(
+                "Conflict occurred attempting to store project - it is not permitted to have two \
+                 projects acting as domains with the same name: {name}."
+            ))
+        }
+        e => e.into(),
+    }
 }
 
 fn tags_match(pairs: &QueryPairs, tags: &[String]) -> bool {
@@ -243,11 +324,7 @@ async fn project_list(
         let items = domains
             .iter()
             .filter(|d| string_filter(&query, "name", &d.name))
-            .map(|d| {
-                json!({"id": d.id, "name": d.name, "domain_id": null, "parent_id": null, "description": d.description,
-                       "enabled": d.enabled, "is_domain": true, "tags": d.tags, "options": d.options,
-                       "links": self_link(&id.v3_url(), &format!("projects/{}", d.id))})
-            })
+            .map(|d| domain_view(&id, d))
             .collect();
         return Ok(axum::Json(collection(
             "projects",
@@ -294,21 +371,40 @@ async fn load(id: &Identity, pid: &str) -> KsResult<Project> {
         .ok_or_else(|| KsError::not_found("project", pid))
 }
 
+/// A domain looked up by a project id (a project acting as a domain); 404 names a project.
+async fn load_domain(id: &Identity, pid: &str) -> KsResult<Domain> {
+    db::domains::get(id.store(), pid)
+        .await?
+        .ok_or_else(|| KsError::not_found("project", pid))
+}
+
 async fn project_show(
     State(id): State<Identity>,
     Auth(ctx): Auth,
     Path(pid): Path<String>,
     Query(query): Query<QueryPairs>,
 ) -> KsResult<Response> {
-    let p = load(&id, &pid).await?;
-    enforce(
-        "identity:get_project",
-        admin_or_reader_of(&ctx, &p.domain_id) || ctx.project_id() == Some(p.id.as_str()),
-    )?;
-    let mut v = view(&id, &p);
     let store = id.store();
+    let (mut v, p) = match db::projects::get(store, &pid).await? {
+        Some(p) => {
+            enforce(
+                "identity:get_project",
+                admin_or_reader_of(&ctx, &p.domain_id) || ctx.project_id() == Some(p.id.as_str()),
+            )?;
+            (view(&id, &p), Some(p))
+        }
+        None => {
+            // A project acting as a domain: Keystone's rule has no domain to match.
+            let d = load_domain(&id, &pid).await?;
+            enforce("identity:get_project", admin_or_system_reader(&ctx))?;
+            (domain_view(&id, &d), None)
+        }
+    };
     if has(&query, "parents_as_list") || has(&query, "parents_as_ids") {
-        let parents = db::projects::ancestors(store, &p).await?;
+        let parents = match &p {
+            Some(p) => db::projects::ancestors(store, p).await?,
+            None => Vec::new(),
+        };
         if has(&query, "parents_as_list") {
             v["parents"] = Value::Array(
                 parents
@@ -326,7 +422,7 @@ async fn project_show(
         }
     }
     if has(&query, "subtree_as_list") || has(&query, "subtree_as_ids") {
-        let sub = db::projects::subtree(store, &p.id).await?;
+        let sub = db::projects::subtree(store, &pid).await?;
         if has(&query, "subtree_as_list") {
             v["subtree"] = Value::Array(
                 sub.iter()
@@ -346,7 +442,7 @@ async fn project_show(
                     Value::Object(kids)
                 }
             }
-            v["subtree"] = nest(&p.id, &sub);
+            v["subtree"] = nest(&pid, &sub);
         }
     }
     Ok(axum::Json(json!({"project": v})).into_response())
@@ -358,7 +454,11 @@ async fn project_update(
     Path(pid): Path<String>,
     KsJson(body): KsJson<ProjectBody>,
 ) -> KsResult<Response> {
-    let mut p = load(&id, &pid).await?;
+    let Some(mut p) = db::projects::get(id.store(), &pid).await? else {
+        let d = load_domain(&id, &pid).await?;
+        enforce("identity:update_project", admin(&ctx))?;
+        return update_domain_project(&id, d, body.project).await;
+    };
     enforce("identity:update_project", admin(&ctx))?;
     let m = body.project;
     if let Some(d) = opt_str(&m, "domain_id", "project")? {
@@ -405,12 +505,76 @@ async fn project_update(
     Ok(axum::Json(json!({"project": view(&id, &p)})).into_response())
 }
 
+/// `PATCH /v3/projects/{id}` of a project acting as a domain: updates the domain, with the
+/// project API's rules (its `domain_id` and `parent_id` stay null, `is_domain` stays true).
+async fn update_domain_project(
+    id: &Identity,
+    mut d: Domain,
+    m: Map<String, Value>,
+) -> KsResult<Response> {
+    if opt_str(&m, "domain_id", "project")?.is_some() {
+        return Err(KsError::bad_request("Cannot change Domain ID"));
+    }
+    if opt_str(&m, "parent_id", "project")?.is_some() {
+        return Err(KsError::forbidden_msg(
+            "Update of `parent_id` is not allowed.",
+        ));
+    }
+    if m.get("is_domain").is_some_and(|v| v != &Value::Bool(true)) {
+        return Err(KsError::bad_request(
+            "Invalid input for field 'project.is_domain': cannot be updated.",
+        ));
+    }
+    let was_enabled = d.enabled;
+    if let Some(n) = opt_str(&m, "name", "project")? {
+        check_name("project.name", &n)?;
+        d.name = n;
+    }
+    if let Some(v) = opt_str(&m, "description", "project")? {
+        d.description = v;
+    }
+    if let Some(e) = opt_bool(&m, "enabled", "project")? {
+        d.enabled = e;
+    }
+    if let Some(t) = opt_tags(&m)? {
+        d.tags = t;
+    }
+    if let Some(Value::Object(o)) = m.get("options") {
+        if let Value::Object(cur) = &mut d.options {
+            cur.extend(o.clone());
+        }
+    }
+    if let (Value::Object(cur), Value::Object(new)) = (&mut d.extra, extra_of(&m)) {
+        cur.extend(new);
+    }
+    db::domains::update(id.store(), &d)
+        .await
+        .map_err(domain_project_conflict(&d.name))?;
+    if was_enabled && !d.enabled {
+        db::keys::revoke(id.store(), Revoke::domain(&d.id)).await?;
+    }
+    id.changed().await?;
+    Ok(axum::Json(json!({"project": domain_view(id, &d)})).into_response())
+}
+
 async fn project_delete(
     State(id): State<Identity>,
     Auth(ctx): Auth,
     Path(pid): Path<String>,
 ) -> KsResult<StatusCode> {
-    let p = load(&id, &pid).await?;
+    let Some(p) = db::projects::get(id.store(), &pid).await? else {
+        // A project acting as a domain: deleted as the domain, which must be disabled first.
+        let d = load_domain(&id, &pid).await?;
+        enforce("identity:delete_project", admin(&ctx))?;
+        if d.enabled {
+            return Err(KsError::forbidden_msg(
+                "Cannot delete a domain that is enabled, please disable it first.",
+            ));
+        }
+        db::domains::delete(id.store(), &d.id).await?;
+        id.changed().await?;
+        return Ok(StatusCode::NO_CONTENT);
+    };
     enforce("identity:delete_project", admin(&ctx))?;
     db::projects::delete(id.store(), &p.id).await?;
     id.changed().await?;

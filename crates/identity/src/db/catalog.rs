@@ -234,7 +234,22 @@ pub async fn delete(
             let id = id.clone();
             Box::pin(async move {
                 if table == "identity_service" {
+                    sqlx::query(
+                        "DELETE FROM identity_project_endpoint WHERE endpoint_id IN \
+                         (SELECT id FROM identity_endpoint WHERE service_id = $1)",
+                    )
+                    .bind(&id)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
                     sqlx::query("DELETE FROM identity_endpoint WHERE service_id = $1")
+                        .bind(&id)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                if table == "identity_endpoint" {
+                    sqlx::query("DELETE FROM identity_project_endpoint WHERE endpoint_id = $1")
                         .bind(&id)
                         .execute(tx.conn())
                         .await

@@ -149,6 +149,11 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                      OR implied_role_id IN (SELECT id FROM identity_role WHERE domain_id = $1)",
                     "DELETE FROM identity_user WHERE domain_id = $1",
                     "DELETE FROM identity_group WHERE domain_id = $1",
+                    "DELETE FROM identity_domain_config WHERE domain_id = $1",
+                    "DELETE FROM identity_project_endpoint WHERE project_id = $1 \
+                     OR project_id IN (SELECT id FROM identity_project WHERE domain_id = $1)",
+                    "DELETE FROM identity_project_endpoint_group WHERE project_id = $1 \
+                     OR project_id IN (SELECT id FROM identity_project WHERE domain_id = $1)",
                     "DELETE FROM identity_project WHERE domain_id = $1",
                     "DELETE FROM identity_role WHERE domain_id = $1",
                 ] {

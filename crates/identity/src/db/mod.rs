@@ -4,9 +4,13 @@
 pub mod app_creds;
 pub mod assignments;
 pub mod catalog;
+pub mod credentials;
+pub mod domain_config;
 pub mod domains;
+pub mod endpoint_groups;
 pub mod groups;
 pub mod keys;
+pub mod policies;
 pub mod projects;
 pub mod roles;
 pub mod users;
@@ -25,7 +29,16 @@ pub mod kind {
     pub const REGION: &str = "identity.region";
     pub const SERVICE: &str = "identity.service";
     pub const ENDPOINT: &str = "identity.endpoint";
+    pub const DOMAIN_CONFIG: &str = "identity.domain_config";
+    pub const ENDPOINT_GROUP: &str = "identity.endpoint_group";
+    /// Ids are `<project_id>/<endpoint_id>`.
+    pub const PROJECT_ENDPOINT: &str = "identity.project_endpoint";
+    /// Ids are `<project_id>/<endpoint_group_id>`.
+    pub const PROJECT_ENDPOINT_GROUP: &str = "identity.project_endpoint_group";
     pub const APP_CRED: &str = "identity.application_credential";
+    pub const CREDENTIAL: &str = "identity.credential";
+    pub const POLICY: &str = "identity.policy";
+    pub const CONSUMER: &str = "identity.oauth_consumer";
     pub const REVOCATION: &str = "identity.revocation";
     pub const KEY: &str = "identity.signing_key";
 }

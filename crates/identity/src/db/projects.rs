@@ -201,11 +201,27 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                     .execute(tx.conn())
                     .await
                     .map_err(from_sqlx)?;
-                sqlx::query("DELETE FROM identity_app_cred WHERE project_id = $1")
-                    .bind(&id)
-                    .execute(tx.conn())
-                    .await
-                    .map_err(from_sqlx)?;
+                // Application credentials and (EC2) credentials bound to the project go with it.
+                for sql in [
+                    "DELETE FROM identity_app_cred WHERE project_id = $1",
+                    "DELETE FROM identity_credential WHERE project_id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(&id)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                for table in [
+                    "identity_project_endpoint",
+                    "identity_project_endpoint_group",
+                ] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
+                        .bind(&id)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                }
                 let n = sqlx::query("DELETE FROM identity_project WHERE id = $1")
                     .bind(&id)
                     .execute(tx.conn())

@@ -244,8 +244,8 @@ pub async fn passwords(store: &Store, user_id: &str, n: i64) -> Result<Vec<Passw
         .collect()
 }
 
-/// Deletes a user with its passwords, memberships, assignments and application credentials,
-/// revoking its tokens.
+/// Deletes a user with its passwords, memberships, assignments, application credentials and
+/// credentials, revoking its tokens.
 pub async fn delete(store: &Store, id: &str) -> Result<()> {
     let id = id.to_string();
     store
@@ -257,6 +257,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                     "DELETE FROM identity_group_member WHERE user_id = $1",
                     "DELETE FROM identity_assignment WHERE actor_id = $1",
                     "DELETE FROM identity_app_cred WHERE user_id = $1",
+                    "DELETE FROM identity_credential WHERE user_id = $1",
                 ] {
                     sqlx::query(sql)
                         .bind(&id)

@@ -242,6 +242,40 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Grants `role` (a name) to a user on the system directly through the store layer.
+    pub async fn grant_system(&self, user_id: &str, role: &str) {
+        let role_id = self.role_id(role).await;
+        strata_identity::db::assignments::add(
+            &self.db.store,
+            &strata_identity::db::assignments::Assignment {
+                kind: strata_identity::db::assignments::Kind::UserSystem,
+                actor_id: user_id.into(),
+                target_id: strata_identity::db::assignments::SYSTEM.into(),
+                role_id,
+                inherited: false,
+            },
+        )
+        .await
+        .unwrap();
+        self.identity.changed().await.unwrap();
+    }
+
+    /// A system-scoped token for `user` (a name in domain `default`).
+    pub async fn system_login(&self, user: &str, pw: &str) -> String {
+        let r = self
+            .password_token(user, "default", pw, Some(json!({"system": {"all": true}})))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "system login {user}: {}",
+            r.raw
+        );
+        r.token()
+    }
+}
+
 pub fn project_scope(name: &str) -> Value {
     json!({"project": {"name": name, "domain": {"id": "default"}}})
 }
