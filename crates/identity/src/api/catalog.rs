@@ -22,7 +22,7 @@ use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 pub fn routes() -> Router<Identity> {
     Router::new()
@@ -50,96 +50,10 @@ pub fn routes() -> Router<Identity> {
         )
 }
 
-type Obj = Map<String, Value>;
-
-// ---- field helpers -------------------------------------------------------------------------
-
-fn type_error(field: &str, v: &Value, ty: &str) -> KsError {
-    KsError::bad_request(format!(
-        "Invalid input for field '{field}': {v} is not of type '{ty}'"
-    ))
-}
-
-/// A string field that may not be null: `None` when absent.
-fn string(m: &Obj, field: &str) -> KsResult<Option<String>> {
-    match m.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(type_error(field, v, "string")),
-    }
-}
-
-/// A nullable string field: `None` when absent, `Some(None)` when null.
-fn nullable_string(m: &Obj, field: &str) -> KsResult<Option<Option<String>>> {
-    match m.get(field) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(v) => Err(type_error(field, v, "string, null")),
-    }
-}
-
-/// A boolean field (`"True"` and `null` are refused, as Keystone's schema does).
-fn boolean(m: &Obj, field: &str) -> KsResult<Option<bool>> {
-    match m.get(field) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(type_error(field, v, "boolean")),
-    }
-}
-
-fn check_len(field: &str, v: &str, min: usize, max: usize) -> KsResult<()> {
-    let n = v.chars().count();
-    if n < min || n > max {
-        return Err(KsError::bad_request(format!(
-            "Invalid input for field '{field}': '{v}' must be {min} to {max} characters long."
-        )));
-    }
-    Ok(())
-}
-
-/// The attributes of `m` not in `fixed`.
-fn extra_of(m: &Obj, fixed: &[&str]) -> Obj {
-    m.iter()
-        .filter(|(k, _)| !fixed.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-/// Merges the non-fixed attributes of `m` into `extra`.
-fn merge_extra(extra: &mut Value, m: &Obj, fixed: &[&str]) {
-    let add = extra_of(m, fixed);
-    match extra {
-        Value::Object(cur) => cur.extend(add),
-        other => *other = Value::Object(add),
-    }
-}
-
-fn require_some(m: &Obj) -> KsResult<()> {
-    if m.is_empty() {
-        return Err(KsError::bad_request(
-            "Invalid input: {} does not have enough properties",
-        ));
-    }
-    Ok(())
-}
-
-/// Keystone's `_require_matching_id`: an `id` in an update body must be the one in the path.
-fn require_matching_id(m: &Obj, path_id: &str) -> KsResult<()> {
-    match m.get("id") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s == path_id => Ok(()),
-        Some(_) => Err(KsError::bad_request("Cannot change ID")),
-    }
-}
-
-/// Keystone's `ValidationError`: 400 "Expecting to find {attribute} in {target}. …".
-fn validation_error(attribute: &str, target: &str) -> KsError {
-    KsError::bad_request(format!(
-        "Expecting to find {attribute} in {target}. The server could not comply with the request \
-         since it is either malformed or otherwise incorrect. The client is assumed to be in error."
-    ))
-}
+use super::fields::{
+    boolean, check_len, extra_of, merge_extra, nullable_string, require_matching_id, require_some,
+    string, validation_error, Obj,
+};
 
 // ---- regions -------------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 //! attributes beyond the fixed ones (`additionalProperties: true`), which Keystone keeps as
 //! `extra` and shows back merged into the view. Getters answer Keystone's 400 messages naming
 //! the field.
-//!
-//! TODO-cleanup: `catalog.rs` has private copies of these; it should use this module.
 
 use crate::error::{KsError, KsResult};
 use serde_json::{Map, Value};
@@ -41,6 +39,26 @@ pub fn nullable_string(m: &Obj, field: &str) -> KsResult<Option<Option<String>>>
         Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
         Some(v) => Err(type_error(field, v, "string, null")),
     }
+}
+
+/// A boolean field (`"True"` and `null` are refused, as Keystone's schema does).
+pub fn boolean(m: &Obj, field: &str) -> KsResult<Option<bool>> {
+    match m.get(field) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(type_error(field, v, "boolean")),
+    }
+}
+
+/// 400 unless `v` has `min` to `max` characters.
+pub fn check_len(field: &str, v: &str, min: usize, max: usize) -> KsResult<()> {
+    let n = v.chars().count();
+    if n < min || n > max {
+        return Err(KsError::bad_request(format!(
+            "Invalid input for field '{field}': '{v}' must be {min} to {max} characters long."
+        )));
+    }
+    Ok(())
 }
 
 /// 400 unless `v` has at most `max` characters.
