@@ -165,16 +165,13 @@ pub async fn exists(store: &Store, a: &Assignment) -> Result<bool> {
 
 /// Assignments matching `w` (columns `kind`, `actor_id`, `target_id`, `role_id`, `inherited`).
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Assignment>> {
-    let sql = format!(
-        "SELECT kind, actor_id, target_id, role_id, inherited FROM identity_assignment{} \
-         ORDER BY kind, actor_id, target_id, role_id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            "SELECT kind, actor_id, target_id, role_id, inherited FROM identity_assignment",
+            "ORDER BY kind, actor_id, target_id, role_id",
+        )
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let k = s(r, "kind")?;

@@ -66,15 +66,13 @@ fn endpoint_row(r: &AnyRow) -> Result<Endpoint> {
 }
 
 pub async fn list_regions(store: &Store, w: &Where) -> Result<Vec<Region>> {
-    let sql = format!(
-        "SELECT id, description, parent_region_id, extra FROM identity_region{} ORDER BY id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            "SELECT id, description, parent_region_id, extra FROM identity_region",
+            "ORDER BY id",
+        )
+        .await?;
     rows.iter().map(region_row).collect()
 }
 
@@ -85,15 +83,13 @@ pub async fn get_region(store: &Store, id: &str) -> Result<Option<Region>> {
 }
 
 pub async fn list_services(store: &Store, w: &Where) -> Result<Vec<Service>> {
-    let sql = format!(
-        "SELECT id, type, name, description, enabled, extra FROM identity_service{} ORDER BY type, id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            "SELECT id, type, name, description, enabled, extra FROM identity_service",
+            "ORDER BY type, id",
+        )
+        .await?;
     rows.iter().map(service_row).collect()
 }
 
@@ -104,16 +100,7 @@ pub async fn get_service(store: &Store, id: &str) -> Result<Option<Service>> {
 }
 
 pub async fn list_endpoints(store: &Store, w: &Where) -> Result<Vec<Endpoint>> {
-    let sql = format!(
-        "SELECT id, service_id, interface, url, region_id, enabled, extra FROM identity_endpoint{} \
-         ORDER BY service_id, interface, id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w.fetch(store, "SELECT id, service_id, interface, url, region_id, enabled, extra FROM identity_endpoint", "ORDER BY service_id, interface, id").await?;
     rows.iter().map(endpoint_row).collect()
 }
 

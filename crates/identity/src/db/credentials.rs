@@ -96,15 +96,13 @@ pub async fn get_by_access(store: &Store, access: &str) -> Result<Option<Credent
 
 /// Credentials matching `w` (columns of `identity_credential`).
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Credential>> {
-    let sql = format!(
-        "SELECT {COLS} FROM identity_credential{} ORDER BY user_id, id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            &format!("SELECT {COLS} FROM identity_credential"),
+            "ORDER BY user_id, id",
+        )
+        .await?;
     rows.iter().map(row).collect()
 }
 

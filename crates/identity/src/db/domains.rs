@@ -50,15 +50,13 @@ pub async fn get_by_name(store: &Store, name: &str) -> Result<Option<Domain>> {
 }
 
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Domain>> {
-    let sql = format!(
-        "SELECT {COLS} FROM identity_domain{} ORDER BY name, id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            &format!("SELECT {COLS} FROM identity_domain"),
+            "ORDER BY name, id",
+        )
+        .await?;
     rows.iter().map(row).collect()
 }
 

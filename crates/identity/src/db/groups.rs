@@ -44,15 +44,13 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Group>> {
 
 /// Groups matching `w` (columns prefixed `g.`).
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Group>> {
-    let sql = format!(
-        "SELECT {COLS} FROM identity_group g{} ORDER BY g.name, g.id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            &format!("SELECT {COLS} FROM identity_group g"),
+            "ORDER BY g.name, g.id",
+        )
+        .await?;
     rows.iter().map(row).collect()
 }
 

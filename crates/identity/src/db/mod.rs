@@ -16,7 +16,7 @@ pub mod roles;
 pub mod users;
 
 use strata_core::Error;
-use strata_store::{from_sqlx, AnyRow, Row};
+use strata_store::{from_sqlx, sqlx, AnyRow, Row, Store};
 
 /// Change-log kinds of the identity service.
 pub mod kind {
@@ -102,6 +102,22 @@ impl Where {
         self.clauses.push(format!("{col} IN ({})", ph.join(", ")));
         self
     }
+    /// Runs `select` (a `SELECT … FROM …` without `WHERE`) with these clauses and binds, then
+    /// `tail` (an `ORDER BY …`), returning the rows.
+    pub async fn fetch(
+        &self,
+        store: &Store,
+        select: &str,
+        tail: &str,
+    ) -> Result<Vec<AnyRow>, Error> {
+        let sql = format!("{select}{} {tail}", self.sql());
+        let mut q = sqlx::query(&sql);
+        for b in &self.binds {
+            q = q.bind(b);
+        }
+        q.fetch_all(store.pool()).await.map_err(from_sqlx)
+    }
+
     /// ` WHERE a AND b` or the empty string.
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() {

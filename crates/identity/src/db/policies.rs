@@ -52,15 +52,13 @@ fn consumer_row(r: &AnyRow) -> Result<Consumer> {
 
 /// Policies matching `w` (columns of `identity_policy`).
 pub async fn list_policies(store: &Store, w: &Where) -> Result<Vec<Policy>> {
-    let sql = format!(
-        "SELECT id, type, blob, extra FROM identity_policy{} ORDER BY id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            "SELECT id, type, blob, extra FROM identity_policy",
+            "ORDER BY id",
+        )
+        .await?;
     rows.iter().map(policy_row).collect()
 }
 

@@ -56,15 +56,13 @@ pub async fn get_by_name(
 }
 
 pub async fn list(store: &Store, w: &Where) -> Result<Vec<Role>> {
-    let sql = format!(
-        "SELECT {COLS} FROM identity_role{} ORDER BY name, id",
-        w.sql()
-    );
-    let mut q = sqlx::query(&sql);
-    for b in &w.binds {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    let rows = w
+        .fetch(
+            store,
+            &format!("SELECT {COLS} FROM identity_role"),
+            "ORDER BY name, id",
+        )
+        .await?;
     rows.iter().map(row).collect()
 }
 
