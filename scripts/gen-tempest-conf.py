@@ -74,8 +74,8 @@ def main() -> int:
         "api_v3": "true",
         "security_compliance": "true",
         "application_credentials": "true",   # only read by older tempest releases
-        "access_rules": "false",
-        "trust": "false",
+        "access_rules": "true",
+        "trust": "true",
         "domain_specific_drivers": "false",
         "immutable_user_source": "false",
         "project_tags": "true",              # only read by older tempest releases

@@ -40,6 +40,13 @@ pub struct AuthContext {
     pub audit_ids: Vec<String>,
     /// Set when the token came from an application credential.
     pub app_cred_id: Option<String>,
+    /// Set when the token is scoped to an OS-TRUST trust (delegated authority: `user_id` is
+    /// the trustor when the trust allows impersonation, else the trustee).
+    pub trust_id: Option<String>,
+    /// The access rules of the application credential the token came from; empty when it has
+    /// none or the token did not come from one. Services check every request against them
+    /// with [`crate::access_rules_allow`].
+    pub access_rules: Vec<crate::AccessRule>,
     /// Token expiry, microseconds since the epoch.
     pub expires_at: i64,
 }

@@ -4,14 +4,16 @@
 //! [`assemble`] wraps them all with what every response needs: an `x-openstack-request-id`, an
 //! access-log line, Prometheus metrics per route and status, and the request body limit. What
 //! differs per service (error bodies, auth failures) stays in the service: this crate hands
-//! services the pieces ([`parse_json`], [`AuthContext`], [`TokenValidator`]) and lets each
-//! render its own errors.
+//! services the pieces ([`parse_json`], [`AuthContext`], [`TokenValidator`],
+//! [`access_rules_allow`]) and lets each render its own errors.
 
+mod access_rules;
 mod auth;
 mod http;
 mod json;
 pub mod metrics;
 
+pub use access_rules::{access_rules_allow, path_matches, AccessRule};
 pub use auth::{
     AuthContext, AuthFailure, Scope, TokenValidator, ValidateFuture, AUTH_TOKEN_HEADER,
 };

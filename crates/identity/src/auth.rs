@@ -23,6 +23,19 @@ pub struct Resolved {
     pub roles: Vec<(String, String)>,
     /// `(id, name, restricted)` when made from an application credential.
     pub app_cred: Option<(String, String, bool)>,
+    /// That application credential's access rules; empty when it has none.
+    pub access_rules: Vec<strata_api::AccessRule>,
+    /// The trust of a trust-scoped token.
+    pub trust: Option<TrustRef>,
+}
+
+/// The trust a trust-scoped token was issued under, as its body shows it.
+#[derive(Debug, Clone)]
+pub struct TrustRef {
+    pub id: String,
+    pub trustor_user_id: String,
+    pub trustee_user_id: String,
+    pub impersonation: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +101,8 @@ impl Resolved {
             role_ids: self.roles.iter().map(|(i, _)| i.clone()).collect(),
             audit_ids: p.a.clone(),
             app_cred_id: p.c.clone(),
+            access_rules: self.access_rules.clone(),
+            trust_id: p.t.clone(),
             expires_at: p.e,
         }
     }
@@ -142,11 +157,24 @@ impl Resolved {
         } else {
             o.insert("is_domain".into(), json!(false));
         }
-        if let Some((id, name, restricted)) = &self.app_cred {
+        if let Some(tr) = &self.trust {
             o.insert(
-                "application_credential".into(),
-                json!({"id": id, "name": name, "restricted": restricted}),
+                "OS-TRUST:trust".into(),
+                json!({
+                    "id": tr.id,
+                    "impersonation": tr.impersonation,
+                    "trustee_user": {"id": tr.trustee_user_id},
+                    "trustor_user": {"id": tr.trustor_user_id},
+                }),
             );
+        }
+        if let Some((id, name, restricted)) = &self.app_cred {
+            let mut c = json!({"id": id, "name": name, "restricted": restricted});
+            // As Keystone: shown only when the credential has rules.
+            if !self.access_rules.is_empty() {
+                c["access_rules"] = json!(self.access_rules);
+            }
+            o.insert("application_credential".into(), c);
         }
         t
     }
@@ -159,11 +187,14 @@ fn opt_bool(options: &Value, key: &str) -> bool {
 impl Identity {
     /// Resolves a user and scope against current data. Fails (401) when the user, its domain,
     /// the scope target or its domain is gone or disabled, or the user holds no role there.
+    /// With a trust, `user_id` is the trustee and the roles are the trust's (see
+    /// [`Identity::resolve_trust`]).
     pub(crate) async fn resolve(
         &self,
         user_id: &str,
         scope: &ScopeRef,
         app_cred: Option<&str>,
+        trust: Option<&str>,
     ) -> KsResult<Resolved> {
         let store = self.store();
         let user = db::users::get(store, user_id)
@@ -177,6 +208,9 @@ impl Identity {
             .ok_or_else(KsError::unauthorized)?;
         if !udom.enabled {
             return Err(KsError::unauthorized());
+        }
+        if let Some(tid) = trust {
+            return self.resolve_trust(user, udom, scope, tid).await;
         }
         let (rscope, mut role_ids) = match scope {
             ScopeRef::Unscoped => (ResolvedScope::Unscoped, Vec::new()),
@@ -245,6 +279,7 @@ impl Identity {
         };
         let rules = db::roles::implications(store).await?;
         let mut app = None;
+        let mut access_rules = Vec::new();
         if let Some(cid) = app_cred {
             let c = db::app_creds::get(store, cid)
                 .await?
@@ -265,6 +300,7 @@ impl Identity {
                 .filter(|r| held.contains(r))
                 .cloned()
                 .collect();
+            access_rules = db::access_rules::list_for_app_cred(store, &c.id).await?;
             app = Some((c.id, c.name, !c.unrestricted));
         }
         let expanded = db::roles::expand(&role_ids, &rules);
@@ -289,7 +325,142 @@ impl Identity {
             scope: rscope,
             roles,
             app_cred: app,
+            access_rules,
+            trust: None,
         })
+    }
+
+    /// Resolves a trust-scoped token of `trustee` (already checked enabled, in an enabled
+    /// domain). As Keystone, the token stands for the trust's roles on its project, implied
+    /// roles included, for as long as: the trust and every trust it was redelegated from exist
+    /// and have not expired, their trustees are enabled, the trustor and its domain are
+    /// enabled, and the original trustor still holds every delegated role there (one role
+    /// lost invalidates the trust). The token's user is the trustor when the trust allows
+    /// impersonation, else the trustee. Remaining uses do not matter here: they limit issuing.
+    async fn resolve_trust(
+        &self,
+        trustee: User,
+        trustee_domain: db::domains::Domain,
+        scope: &ScopeRef,
+        trust_id: &str,
+    ) -> KsResult<Resolved> {
+        let store = self.store();
+        let now = now_micros();
+        let t = db::trusts::get(store, trust_id)
+            .await?
+            .filter(|t| !t.expired(now) && t.trustee_user_id == trustee.id)
+            .ok_or_else(KsError::unauthorized)?;
+        let Some(pid) = t.project_id.clone() else {
+            return Err(KsError::unauthorized());
+        };
+        if *scope != ScopeRef::Project(pid.clone()) {
+            return Err(KsError::unauthorized());
+        }
+        let origin = self.trust_origin(&t).await?;
+        let trustor = self
+            .enabled_user(&t.trustor_user_id)
+            .await?
+            .ok_or_else(KsError::unauthorized)?;
+        let p = db::projects::get(store, &pid)
+            .await?
+            .ok_or_else(KsError::unauthorized)?;
+        let pdom = db::domains::get(store, &p.domain_id)
+            .await?
+            .ok_or_else(KsError::unauthorized)?;
+        if !p.enabled || !pdom.enabled {
+            return Err(KsError::unauthorized());
+        }
+        let origin_user = if origin == trustor.0.id {
+            trustor.0.clone()
+        } else {
+            db::users::get(store, &origin)
+                .await?
+                .ok_or_else(KsError::unauthorized)?
+        };
+        let rules = db::roles::implications(store).await?;
+        let held = db::roles::expand(
+            &self.direct_roles_on_project(&origin_user, &p).await?,
+            &rules,
+        );
+        let delegated = db::roles::expand(&t.roles, &rules);
+        if delegated.iter().any(|r| !held.contains(r)) {
+            return Err(KsError::unauthorized());
+        }
+        let mut roles = Vec::with_capacity(delegated.len());
+        for id in delegated {
+            if let Some(r) = db::roles::get(store, &id).await? {
+                if r.domain_id.is_none() {
+                    roles.push((r.id, r.name));
+                }
+            }
+        }
+        if roles.is_empty() {
+            return Err(KsError::unauthorized());
+        }
+        let (user, udom) = if t.impersonation {
+            trustor
+        } else {
+            (trustee, trustee_domain)
+        };
+        Ok(Resolved {
+            user_id: user.id,
+            user_name: user.name,
+            user_domain_id: udom.id,
+            user_domain_name: udom.name,
+            password_expires_at: user.password_expires_at,
+            scope: ResolvedScope::Project {
+                id: p.id,
+                name: p.name,
+                domain_id: pdom.id,
+                domain_name: pdom.name,
+                is_domain: false,
+            },
+            roles,
+            app_cred: None,
+            access_rules: Vec::new(),
+            trust: Some(TrustRef {
+                id: t.id,
+                trustor_user_id: t.trustor_user_id,
+                trustee_user_id: t.trustee_user_id,
+                impersonation: t.impersonation,
+            }),
+        })
+    }
+
+    /// A user that exists and is enabled, in an enabled domain, with that domain.
+    async fn enabled_user(&self, user_id: &str) -> KsResult<Option<(User, db::domains::Domain)>> {
+        let store = self.store();
+        let Some(u) = db::users::get(store, user_id).await?.filter(|u| u.enabled) else {
+            return Ok(None);
+        };
+        Ok(db::domains::get(store, &u.domain_id)
+            .await?
+            .filter(|d| d.enabled)
+            .map(|d| (u, d)))
+    }
+
+    /// The id of the user whose roles `t` ultimately delegates: its trustor, or for a
+    /// redelegated trust the trustor at the root of its chain. Fails (401) when a trust of the
+    /// chain is gone or expired or its trustee is not an enabled user (Keystone: "One of the
+    /// trust agents is disabled or deleted").
+    pub(crate) async fn trust_origin(&self, t: &db::trusts::Trust) -> KsResult<String> {
+        let now = now_micros();
+        let mut origin = t.trustor_user_id.clone();
+        let mut next = t.redelegated_trust_id.clone();
+        let mut depth = 0;
+        while let Some(pid) = next {
+            depth += 1;
+            let parent = db::trusts::get(self.store(), &pid)
+                .await?
+                .filter(|p| !p.expired(now))
+                .ok_or_else(KsError::unauthorized)?;
+            if depth > 64 || self.enabled_user(&parent.trustee_user_id).await?.is_none() {
+                return Err(KsError::unauthorized());
+            }
+            origin = parent.trustor_user_id.clone();
+            next = parent.redelegated_trust_id.clone();
+        }
+        Ok(origin)
     }
 
     /// Role ids (not expanded) a user holds on a project, directly, through groups, or

@@ -7,10 +7,22 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
-use strata_api::{parse_json, AuthContext, AuthFailure, AUTH_TOKEN_HEADER};
+use strata_api::{access_rules_allow, parse_json, AuthContext, AuthFailure, AUTH_TOKEN_HEADER};
 
-/// The authenticated caller. Rejects with 401 when the token is missing or invalid.
+/// The service type access rules name for this service.
+pub const SERVICE_TYPE: &str = "identity";
+
+/// The authenticated caller. Rejects with 401 when the token is missing or invalid, or when it
+/// came from an application credential whose access rules do not allow this request.
 pub struct Auth(pub std::sync::Arc<AuthContext>);
+
+/// Whether the access rules of `ctx` allow a request, as keystonemiddleware decides for
+/// Keystone: `path` is relative to the service root (`/v3/...`, the router is nested under
+/// `/identity`), and validating tokens (`GET /v3/auth/tokens`) is always allowed.
+fn allowed(ctx: &AuthContext, method: &http::Method, path: &str) -> bool {
+    (method == http::Method::GET && path.ends_with("/v3/auth/tokens"))
+        || access_rules_allow(&ctx.access_rules, SERVICE_TYPE, method.as_str(), path)
+}
 
 impl FromRequestParts<Identity> for Auth {
     type Rejection = KsError;
@@ -22,7 +34,8 @@ impl FromRequestParts<Identity> for Auth {
             .and_then(|v| v.to_str().ok())
             .ok_or(KsError::unauthorized())?;
         match state.authenticate(token).await {
-            Ok(ctx) => Ok(Auth(ctx)),
+            Ok(ctx) if allowed(&ctx, &parts.method, parts.uri.path()) => Ok(Auth(ctx)),
+            Ok(_) => Err(KsError::unauthorized()),
             Err(AuthFailure::Missing | AuthFailure::Invalid) => Err(KsError::unauthorized()),
         }
     }

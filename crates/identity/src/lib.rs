@@ -1,7 +1,7 @@
 //! Keystone v3, wire-compatible: version discovery, tokens (password, token and application
 //! credential methods; project, domain, system and unscoped scopes), the identity resources
 //! (domains, projects, users, groups, roles, assignments), the catalog (regions, services,
-//! endpoints) and application credentials.
+//! endpoints), application credentials and OS-TRUST trusts.
 //!
 //! Rooms: `api/` holds the routes and wire types, `db/` the queries, `auth` the authentication
 //! rules (lockout, password checks, scope resolution), `token` the signed token format and the
@@ -266,6 +266,17 @@ impl Identity {
         if self.is_revoked(&payload, resolved.project_domain_id()) {
             return None;
         }
+        // As Keystone, events naming a user revoke the trust-scoped tokens of trusts it is
+        // the trustor of, as well as its own.
+        if let Some(t) = resolved.trust.as_ref() {
+            let as_trustor = Payload {
+                u: t.trustor_user_id.clone(),
+                ..payload.clone()
+            };
+            if self.is_revoked(&as_trustor, resolved.project_domain_id()) {
+                return None;
+            }
+        }
         let v = Arc::new(Validated::new(payload, resolved));
         if !allow_expired && self.0.generation.load(Ordering::SeqCst) == generation {
             let mut map = self.0.validated.write().expect("lock");
@@ -285,12 +296,16 @@ impl Identity {
             user: p.u.clone(),
             scope: p.s.clone(),
             app_cred: p.c.clone(),
+            trust: p.t.clone(),
         };
         if let Some(r) = self.0.resolved.read().expect("lock").get(&key) {
             return Ok(r.clone());
         }
         let generation = self.0.generation.load(Ordering::SeqCst);
-        let r = Arc::new(self.resolve(&p.u, &p.s, p.c.as_deref()).await?);
+        let r = Arc::new(
+            self.resolve(&p.u, &p.s, p.c.as_deref(), p.t.as_deref())
+                .await?,
+        );
         if self.0.generation.load(Ordering::SeqCst) == generation {
             let mut map = self.0.resolved.write().expect("lock");
             if map.len() > 100_000 {

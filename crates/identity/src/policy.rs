@@ -63,6 +63,8 @@ mod tests {
             role_ids: vec![],
             audit_ids: vec![],
             app_cred_id: None,
+            access_rules: vec![],
+            trust_id: None,
             expires_at: 0,
         }
     }

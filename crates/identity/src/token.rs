@@ -50,6 +50,9 @@ pub struct Payload {
     /// Application credential id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<String>,
+    /// Trust id, for a trust-scoped token (`u` is then the trustee, `s` the trust's project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<String>,
 }
 
 /// A signing key.
@@ -135,6 +138,7 @@ pub struct RevocationEvent {
     pub project_id: Option<String>,
     pub domain_id: Option<String>,
     pub app_cred_id: Option<String>,
+    pub trust_id: Option<String>,
     pub issued_before: i64,
 }
 
@@ -173,6 +177,11 @@ impl RevocationEvent {
                 return false;
             }
         }
+        if let Some(t) = &self.trust_id {
+            if p.t.as_deref() != Some(t) {
+                return false;
+            }
+        }
         true
     }
 }
@@ -191,6 +200,7 @@ mod tests {
             i: 1_000,
             a: vec![audit_id()],
             c: None,
+            t: None,
         }
     }
 
@@ -293,6 +303,7 @@ pub struct ScopeKey {
     pub user: String,
     pub scope: ScopeRef,
     pub app_cred: Option<String>,
+    pub trust: Option<String>,
 }
 
 /// Revocation events indexed by the field that makes them selective, so checking a token costs
@@ -303,6 +314,7 @@ pub struct Revocations {
     by_user: std::collections::HashMap<String, Vec<RevocationEvent>>,
     by_project: std::collections::HashMap<String, Vec<RevocationEvent>>,
     by_app_cred: std::collections::HashMap<String, Vec<RevocationEvent>>,
+    by_trust: std::collections::HashMap<String, Vec<RevocationEvent>>,
     rest: Vec<RevocationEvent>,
 }
 
@@ -318,6 +330,8 @@ impl Revocations {
                 r.by_project.entry(p.clone()).or_default()
             } else if let Some(c) = &e.app_cred_id {
                 r.by_app_cred.entry(c.clone()).or_default()
+            } else if let Some(t) = &e.trust_id {
+                r.by_trust.entry(t.clone()).or_default()
             } else {
                 &mut r.rest
             };
@@ -339,6 +353,7 @@ impl Revocations {
             || hit(self.by_user.get(&p.u))
             || hit(project)
             || p.c.as_ref().is_some_and(|c| hit(self.by_app_cred.get(c)))
+            || p.t.as_ref().is_some_and(|t| hit(self.by_trust.get(t)))
             || self.rest.iter().any(|e| e.matches(p, project_domain))
     }
 }
@@ -359,6 +374,7 @@ mod revocations_tests {
             i: 5,
             a: vec!["a1".into()],
             c: Some("c1".into()),
+            t: Some("t1".into()),
         };
         let ev = |f: fn(&mut RevocationEvent)| {
             let mut e = RevocationEvent {
@@ -374,6 +390,13 @@ mod revocations_tests {
         assert!(ev(|e| e.user_id = Some("u1".into())).revokes(&p, None));
         assert!(ev(|e| e.project_id = Some("p1".into())).revokes(&p, None));
         assert!(ev(|e| e.app_cred_id = Some("c1".into())).revokes(&p, None));
+        assert!(ev(|e| e.trust_id = Some("t1".into())).revokes(&p, None));
+        assert!(!ev(|e| e.trust_id = Some("t2".into())).revokes(&p, None));
+        let untrusted = Payload {
+            t: None,
+            ..p.clone()
+        };
+        assert!(!ev(|e| e.trust_id = Some("t1".into())).revokes(&untrusted, None));
         assert!(ev(|e| e.domain_id = Some("d".into())).revokes(&p, Some("d")));
         assert!(!ev(|e| e.domain_id = Some("d".into())).revokes(&p, Some("x")));
     }

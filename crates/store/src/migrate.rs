@@ -35,6 +35,8 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(3, "0003_identity"),
     portable!(4, "0004_identity_credentials"),
     portable!(5, "0005_identity_domain_config_ep_filter"),
+    portable!(6, "0006_identity_trusts"),
+    portable!(7, "0007_identity_access_rules"),
 ];
 
 impl Store {

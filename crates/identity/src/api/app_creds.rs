@@ -6,9 +6,14 @@
 //! once, in the create response; only its bcrypt hash is stored. Tokens made from a credential
 //! carry its roles for as long as the user still holds them (see `Identity::resolve`), and are
 //! revoked when it is deleted.
+//!
+//! A credential may also carry access rules (service type, method, path template): tokens made
+//! from it then allow only the requests some rule matches, on every service (see
+//! `strata_api::access_rules_allow`; this service checks its own calls in `extract::Auth`). The
+//! rules are rows of the user's, shared between credentials (`access_rules.rs`).
 
 use super::util::{collection, self_url, string_filter, QueryPairs};
-use crate::db::{self, app_creds::AppCred};
+use crate::db::{self, access_rules::RuleRef, app_creds::AppCred};
 use crate::error::{KsError, KsResult};
 use crate::extract::{Auth, KsJson};
 use crate::policy::{admin, admin_or_system_reader, enforce, owner};
@@ -48,10 +53,7 @@ pub async fn view(id: &Identity, c: &AppCred) -> KsResult<Value> {
             roles.push(json!({"id": r.id, "name": r.name, "domain_id": r.domain_id}));
         }
     }
-    let access_rules = match &c.access_rules {
-        Value::Array(_) => c.access_rules.clone(),
-        _ => json!([]),
-    };
+    let access_rules = db::access_rules::list_for_app_cred(id.store(), &c.id).await?;
     Ok(json!({
         "id": c.id,
         "name": c.name,
@@ -111,20 +113,77 @@ struct RoleRef {
     domain_id: Option<String>,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+/// An access rule in a create request: `{"id"}` naming one of the user's rules, or
+/// `{"service", "method", "path"}` (optionally with an `id` for the rule if it is new).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccessRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     service: Option<String>,
 }
 
 const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"];
+
+/// Keystone's `id_string`: 1 to 64 of `[a-zA-Z0-9-]`.
+fn id_string(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Checks access rules against Keystone's schema and names what each refers to.
+fn rule_refs(rules: Vec<AccessRule>) -> KsResult<Vec<RuleRef>> {
+    let field = |name: &str, detail: &str| {
+        KsError::bad_request(format!(
+            "Invalid input for field 'application_credential.access_rules.{name}': {detail}"
+        ))
+    };
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        if let Some(id) = r.id.as_deref().filter(|id| !id_string(id)) {
+            return Err(field("id", &format!("'{id}' is not a valid id.")));
+        }
+        if let Some(s) = r.service.as_deref().filter(|s| !id_string(s)) {
+            return Err(field(
+                "service",
+                &format!("'{s}' is not a valid service type."),
+            ));
+        }
+        if let Some(m) = r.method.as_deref().filter(|m| !METHODS.contains(m)) {
+            return Err(field("method", &format!("'{m}' is not one of {METHODS:?}")));
+        }
+        if let Some(p) = &r.path {
+            if !p.starts_with('/') || p.chars().count() > 225 {
+                return Err(field(
+                    "path",
+                    "the path must start with '/' and be at most 225 characters.",
+                ));
+            }
+        }
+        out.push(match (r.id, r.service, r.method, r.path) {
+            (id, Some(service), Some(method), Some(path)) => RuleRef::Rule {
+                id,
+                service,
+                method,
+                path,
+            },
+            // An id with less than a whole rule names an existing rule (Keystone ignores the
+            // other attributes of a rule it finds by id).
+            (Some(id), ..) => RuleRef::Id(id),
+            (None, ..) => {
+                return Err(KsError::bad_request(
+                    "Invalid input for field 'application_credential.access_rules': a rule needs an id, \
+                     or a service, a method and a path.",
+                ))
+            }
+        });
+    }
+    Ok(out)
+}
 
 /// Keystone's `ApplicationCredentialValidationError`.
 fn invalid(detail: &str) -> KsError {
@@ -139,8 +198,13 @@ fn generate_secret() -> String {
 }
 
 /// Keystone refuses to manage application credentials with a token that was itself made from a
-/// restricted one.
+/// restricted one, or with a trust-scoped token (a credential would outlive the delegation).
 async fn check_unrestricted(id: &Identity, ctx: &AuthContext) -> KsResult<()> {
+    if ctx.trust_id.is_some() {
+        return Err(KsError::forbidden_msg(
+            "Cannot manage application credentials with a token issued via delegation.",
+        ));
+    }
     let Some(cid) = &ctx.app_cred_id else {
         return Ok(());
     };
@@ -234,22 +298,7 @@ async fn app_cred_create(
             Some(t)
         }
     };
-    let mut rules = f.access_rules.unwrap_or_default();
-    for r in &mut rules {
-        if let Some(m) = &r.method {
-            if !METHODS.contains(&m.as_str()) {
-                return Err(KsError::bad_request(format!(
-                    "Invalid input for field 'application_credential.access_rules.method': '{m}' is not one of {METHODS:?}"
-                )));
-            }
-        }
-        if r.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-            return Err(KsError::bad_request(
-                "Invalid input for field 'application_credential.access_rules.path': the path must start with '/'.",
-            ));
-        }
-        r.id.get_or_insert_with(strata_core::ids::hex_id);
-    }
+    let rules = rule_refs(f.access_rules.unwrap_or_default())?;
     let roles = delegated_roles(&id, &ctx, f.roles).await?;
     let secret = f
         .secret
@@ -265,11 +314,8 @@ async fn app_cred_create(
         expires_at,
         unrestricted: f.unrestricted.unwrap_or(false),
         roles,
-        // TODO-security: access rules are stored and shown, not enforced: Strata's services
-        // authenticate through `Identity::authenticate`, which does not check them yet.
-        access_rules: serde_json::to_value(&rules).unwrap_or_else(|_| json!([])),
     };
-    db::app_creds::create(id.store(), &c).await?;
+    db::app_creds::create(id.store(), &c, &rules).await?;
     id.changed().await?;
     let mut v = view(&id, &c).await?;
     v["secret"] = json!(secret);

@@ -125,9 +125,10 @@ fn parse_ec2_blob(blob: &str) -> KsResult<Obj> {
 }
 
 /// Keystone's project boundary for delegated tokens: a token made from an application
-/// credential reaches only credentials of the project it is scoped to.
+/// credential or scoped to a trust reaches only credentials of the project it is scoped to.
 fn check_delegation(ctx: &AuthContext, project_id: Option<&str>) -> KsResult<()> {
-    if ctx.app_cred_id.is_some() && project_id != ctx.project_id() {
+    let delegated = ctx.app_cred_id.is_some() || ctx.trust_id.is_some();
+    if delegated && project_id != ctx.project_id() {
         return Err(KsError::forbidden(
             "Credential project does not match the project scope of the delegated token",
         ));

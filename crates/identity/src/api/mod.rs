@@ -2,6 +2,7 @@
 //! handlers (`<resource>_<verb>`) and wire views; rules live in `auth`/`policy`, queries in
 //! `db`.
 
+pub mod access_rules;
 pub mod app_creds;
 pub mod assignments;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod policies;
 pub mod projects;
 pub mod roles;
 pub mod tokens;
+pub mod trusts;
 pub mod users;
 pub mod util;
 pub mod version;
@@ -43,6 +45,7 @@ pub fn router() -> Router<Identity> {
         .route("/v3/auth/system", get(tokens::auth_system))
         .merge(catalog::routes())
         .merge(app_creds::routes())
+        .merge(access_rules::routes())
         .merge(domains::routes())
         .merge(domain_config::routes())
         .merge(endpoint_groups::routes())
@@ -53,6 +56,7 @@ pub fn router() -> Router<Identity> {
         .merge(assignments::routes())
         .merge(credentials::routes())
         .merge(policies::routes())
+        .merge(trusts::routes())
 }
 
 /// The catalog as tokens and `/v3/auth/catalog` carry it: enabled services with their enabled

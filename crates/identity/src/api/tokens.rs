@@ -200,7 +200,11 @@ pub async fn token_issue(
     }
     let now = now_micros();
     let lifetime = id.cfg().token_expiration as i64 * 1_000_000;
+    let trust_id = super::trusts::requested_trust(req.auth.scope.as_ref())?;
     let requested = match &req.auth.scope {
+        // A trust scope: the trust's project, filled in once the trustee is known. A scope is
+        // requested all the same (the application credential method refuses one).
+        Some(_) if trust_id.is_some() => Some(ScopeRef::Unscoped),
         Some(s) => Some(parse_scope(&id, s).await?),
         None => None,
     };
@@ -246,6 +250,11 @@ pub async fn token_issue(
             if parent.c.is_some() {
                 return Err(KsError::forbidden(
                     "identity:rescope_application_credential_token",
+                ));
+            }
+            if parent.t.is_some() {
+                return Err(KsError::forbidden(
+                    "Using trust-scoped token to create another token. Create a new trust-scoped token instead",
                 ));
             }
             let mut m = vec!["token".to_string()];
@@ -299,6 +308,18 @@ pub async fn token_issue(
         }
         _ => return Err(KsError::unauthorized()),
     };
+    let trust = match &trust_id {
+        Some(tid) => Some(super::trusts::trust_for_token(&id, &user_id, tid).await?),
+        None => None,
+    };
+    let (scope, expires) = match &trust {
+        // A trust-scoped token lasts no longer than its trust.
+        Some((t, project_id)) => (
+            ScopeRef::Project(project_id.clone()),
+            t.expires_at.map_or(expires, |e| e.min(expires)),
+        ),
+        None => (scope, expires),
+    };
     let payload = Payload {
         k: id.signing_key_id(),
         u: user_id,
@@ -308,8 +329,12 @@ pub async fn token_issue(
         i: now,
         a: audit,
         c: app_cred,
+        t: trust_id,
     };
     let resolved = id.resolve_cached(&payload).await?;
+    if let Some((t, _)) = &trust {
+        super::trusts::consume_use(&id, t).await?;
+    }
     let token = id.sign(&payload);
     let catalog = if has(&query, "nocatalog") {
         None
@@ -360,6 +385,19 @@ async fn subject_token(
         .validate_token(&tok, allow_expired)
         .await
         .ok_or_else(|| KsError::new(StatusCode::NOT_FOUND, "Failed to validate token"))?;
+    // As Keystone: a token restricted by access rules validates only for callers declaring
+    // they enforce them (keystonemiddleware sends `OpenStack-Identity-Access-Rules: 1.0`).
+    let enforces_rules = headers
+        .get("openstack-identity-access-rules")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .is_some_and(|version| version >= 1.0);
+    if !v.resolved.access_rules.is_empty() && !enforces_rules {
+        return Err(KsError::new(
+            StatusCode::NOT_FOUND,
+            "Failed to validate token",
+        ));
+    }
     // Policy: admins, system readers, services, or the token's own user.
     let own = v.payload.u == caller.user_id;
     enforce(

@@ -1,5 +1,7 @@
-//! Application credentials.
+//! Application credentials. Their access rules are rows of their own (`access_rules`), linked
+//! in the credential's create transaction and unlinked by its delete.
 
+use super::access_rules::{self, RuleRef};
 use super::keys::{revoke_in, Revoke};
 use super::{json, kind, s, Where};
 use strata_core::{time::now_micros, Error, Result};
@@ -17,11 +19,11 @@ pub struct AppCred {
     pub unrestricted: bool,
     /// Role ids delegated.
     pub roles: Vec<String>,
-    pub access_rules: serde_json::Value,
 }
 
+// The legacy `access_rules` JSON column (migration 0003) keeps its default and is not read.
 const COLS: &str =
-    "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles, access_rules";
+    "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles";
 
 fn row(r: &AnyRow) -> Result<AppCred> {
     Ok(AppCred {
@@ -34,7 +36,6 @@ fn row(r: &AnyRow) -> Result<AppCred> {
         expires_at: get_opt_i64(r, "expires_at"),
         unrestricted: get_bool(r, "unrestricted"),
         roles: serde_json::from_value(json(r, "roles")?).unwrap_or_default(),
-        access_rules: json(r, "access_rules")?,
     })
 }
 
@@ -74,15 +75,23 @@ pub async fn list(store: &Store, w: &Where) -> Result<Vec<AppCred>> {
     rows.iter().map(row).collect()
 }
 
-pub async fn create(store: &Store, c: &AppCred) -> Result<()> {
+/// Creates a credential with its access rules (see [`access_rules::link_in`]); returns the
+/// rules as linked, with their ids.
+pub async fn create(
+    store: &Store,
+    c: &AppCred,
+    rules: &[RuleRef],
+) -> Result<Vec<strata_api::AccessRule>> {
     let c = c.clone();
+    let rules = rules.to_vec();
     let name = c.name.clone();
     store
         .write(move |tx| {
             let c = c.clone();
+            let rules = rules.clone();
             Box::pin(async move {
                 sqlx::query(&format!(
-                    "INSERT INTO identity_app_cred ({COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    "INSERT INTO identity_app_cred ({COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 ))
                 .bind(&c.id)
                 .bind(&c.name)
@@ -93,12 +102,13 @@ pub async fn create(store: &Store, c: &AppCred) -> Result<()> {
                 .bind(c.expires_at)
                 .bind(c.unrestricted as i64)
                 .bind(serde_json::to_string(&c.roles).unwrap_or_default())
-                .bind(c.access_rules.to_string())
                 .bind(now_micros())
                 .execute(tx.conn())
                 .await
                 .map_err(from_sqlx)?;
-                tx.record(kind::APP_CRED, &c.id, Op::Create).await
+                let linked = access_rules::link_in(tx, &c.user_id, &c.id, &rules).await?;
+                tx.record(kind::APP_CRED, &c.id, Op::Create).await?;
+                Ok(linked)
             })
         })
         .await
@@ -110,7 +120,8 @@ pub async fn create(store: &Store, c: &AppCred) -> Result<()> {
         })
 }
 
-/// Deletes an application credential and revokes the tokens made from it.
+/// Deletes an application credential (its access rules stay) and revokes the tokens made from
+/// it.
 pub async fn delete(store: &Store, id: &str) -> Result<bool> {
     let id = id.to_string();
     store
@@ -126,6 +137,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<bool> {
                 if n == 0 {
                     return Ok(false);
                 }
+                access_rules::unlink_app_cred_in(tx, &id).await?;
                 revoke_in(tx, Revoke::app_cred(&id)).await?;
                 tx.record(kind::APP_CRED, &id, Op::Delete).await?;
                 Ok(true)

@@ -126,14 +126,31 @@ pub async fn update(store: &Store, d: &Domain) -> Result<()> {
         .map_err(dup(&name))
 }
 
-/// Deletes a domain and everything it owns (projects, users, groups, domain roles and their
-/// assignments). The caller has checked it is disabled.
+/// Deletes a domain and everything it owns (projects, users, groups, domain roles, their
+/// assignments, credentials and the trusts naming them). The caller has checked it is
+/// disabled.
 pub async fn delete(store: &Store, id: &str) -> Result<()> {
     let id = id.to_string();
     store
         .write(move |tx| {
             let id = id.clone();
             Box::pin(async move {
+                // Trusts naming the domain's users or projects go first, with their tokens.
+                for (table, is_user) in [("identity_user", true), ("identity_project", false)] {
+                    let rows = sqlx::query(&format!("SELECT id FROM {table} WHERE domain_id = $1"))
+                        .bind(&id)
+                        .fetch_all(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?;
+                    for r in rows {
+                        let member = super::s(&r, "id")?;
+                        if is_user {
+                            super::trusts::delete_for_user_in(tx, &member).await?;
+                        } else {
+                            super::trusts::delete_for_project_in(tx, &member).await?;
+                        }
+                    }
+                }
                 let c = tx.conn();
                 for sql in [
                     "DELETE FROM identity_assignment WHERE target_id = $1 OR target_id IN (SELECT id FROM identity_project WHERE domain_id = $1) \
@@ -142,7 +159,9 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                     "DELETE FROM identity_password WHERE user_id IN (SELECT id FROM identity_user WHERE domain_id = $1)",
                     "DELETE FROM identity_group_member WHERE group_id IN (SELECT id FROM identity_group WHERE domain_id = $1) \
                      OR user_id IN (SELECT id FROM identity_user WHERE domain_id = $1)",
+                    "DELETE FROM identity_app_cred_access_rule WHERE app_cred_id IN (SELECT id FROM identity_app_cred WHERE user_id IN (SELECT id FROM identity_user WHERE domain_id = $1))",
                     "DELETE FROM identity_app_cred WHERE user_id IN (SELECT id FROM identity_user WHERE domain_id = $1)",
+                    "DELETE FROM identity_access_rule WHERE user_id IN (SELECT id FROM identity_user WHERE domain_id = $1)",
                     "DELETE FROM identity_implied_role WHERE prior_role_id IN (SELECT id FROM identity_role WHERE domain_id = $1) \
                      OR implied_role_id IN (SELECT id FROM identity_role WHERE domain_id = $1)",
                     "DELETE FROM identity_user WHERE domain_id = $1",

@@ -86,6 +86,7 @@ pub struct Revoke {
     pub project_id: Option<String>,
     pub domain_id: Option<String>,
     pub app_cred_id: Option<String>,
+    pub trust_id: Option<String>,
 }
 
 impl Revoke {
@@ -126,6 +127,13 @@ impl Revoke {
             ..Default::default()
         }
     }
+    /// Every token issued under a trust.
+    pub fn trust(t: &str) -> Self {
+        Revoke {
+            trust_id: Some(t.into()),
+            ..Default::default()
+        }
+    }
 }
 
 /// Records a revocation event inside the caller's transaction.
@@ -133,8 +141,8 @@ pub async fn revoke_in(tx: &mut Tx, r: Revoke) -> Result<()> {
     let now = now_micros();
     let id = strata_core::ids::hex_id();
     sqlx::query(
-        "INSERT INTO identity_revocation (id, audit_id, user_id, project_id, domain_id, app_cred_id, issued_before, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO identity_revocation (id, audit_id, user_id, project_id, domain_id, app_cred_id, trust_id, issued_before, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(&id)
     .bind(&r.audit_id)
@@ -142,6 +150,7 @@ pub async fn revoke_in(tx: &mut Tx, r: Revoke) -> Result<()> {
     .bind(&r.project_id)
     .bind(&r.domain_id)
     .bind(&r.app_cred_id)
+    .bind(&r.trust_id)
     .bind(now)
     .execute(tx.conn())
     .await
@@ -163,7 +172,7 @@ pub async fn revoke(store: &Store, r: Revoke) -> Result<()> {
 /// the rest.
 pub async fn list_revocations(store: &Store, since: i64) -> Result<Vec<RevocationEvent>> {
     let rows = sqlx::query(
-        "SELECT audit_id, user_id, project_id, domain_id, app_cred_id, issued_before \
+        "SELECT audit_id, user_id, project_id, domain_id, app_cred_id, trust_id, issued_before \
          FROM identity_revocation WHERE revoked_at >= $1",
     )
     .bind(since)
@@ -178,6 +187,7 @@ pub async fn list_revocations(store: &Store, since: i64) -> Result<Vec<Revocatio
                 project_id: get_opt_str(r, "project_id"),
                 domain_id: get_opt_str(r, "domain_id"),
                 app_cred_id: get_opt_str(r, "app_cred_id"),
+                trust_id: get_opt_str(r, "trust_id"),
                 issued_before: i(r, "issued_before")?,
             })
         })

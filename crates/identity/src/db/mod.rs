@@ -1,6 +1,7 @@
 //! Queries. One file per resource; every mutation runs inside [`strata_store::Store::write`] and
 //! records its change. Functions taking `&mut AnyConnection` run inside a caller's transaction.
 
+pub mod access_rules;
 pub mod app_creds;
 pub mod assignments;
 pub mod catalog;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod policies;
 pub mod projects;
 pub mod roles;
+pub mod trusts;
 pub mod users;
 
 use strata_core::Error;
@@ -36,9 +38,11 @@ pub mod kind {
     /// Ids are `<project_id>/<endpoint_group_id>`.
     pub const PROJECT_ENDPOINT_GROUP: &str = "identity.project_endpoint_group";
     pub const APP_CRED: &str = "identity.application_credential";
+    pub const ACCESS_RULE: &str = "identity.access_rule";
     pub const CREDENTIAL: &str = "identity.credential";
     pub const POLICY: &str = "identity.policy";
     pub const CONSUMER: &str = "identity.oauth_consumer";
+    pub const TRUST: &str = "identity.trust";
     pub const REVOCATION: &str = "identity.revocation";
     pub const KEY: &str = "identity.signing_key";
 }

@@ -177,7 +177,8 @@ pub async fn update(store: &Store, p: &Project, revoke: bool) -> Result<()> {
         .map_err(dup(&name))
 }
 
-/// Deletes a project with its assignments and application credentials, revoking its tokens.
+/// Deletes a project with its assignments, application credentials and trusts, revoking its
+/// tokens.
 pub async fn delete(store: &Store, id: &str) -> Result<()> {
     let id = id.to_string();
     store
@@ -203,6 +204,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                     .map_err(from_sqlx)?;
                 // Application credentials and (EC2) credentials bound to the project go with it.
                 for sql in [
+                    "DELETE FROM identity_app_cred_access_rule WHERE app_cred_id IN (SELECT id FROM identity_app_cred WHERE project_id = $1)",
                     "DELETE FROM identity_app_cred WHERE project_id = $1",
                     "DELETE FROM identity_credential WHERE project_id = $1",
                 ] {
@@ -222,6 +224,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                         .await
                         .map_err(from_sqlx)?;
                 }
+                super::trusts::delete_for_project_in(tx, &id).await?;
                 let n = sqlx::query("DELETE FROM identity_project WHERE id = $1")
                     .bind(&id)
                     .execute(tx.conn())

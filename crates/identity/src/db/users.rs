@@ -245,7 +245,7 @@ pub async fn passwords(store: &Store, user_id: &str, n: i64) -> Result<Vec<Passw
 }
 
 /// Deletes a user with its passwords, memberships, assignments, application credentials and
-/// credentials, revoking its tokens.
+/// access rules, credentials and the trusts it is trustor or trustee of, revoking its tokens.
 pub async fn delete(store: &Store, id: &str) -> Result<()> {
     let id = id.to_string();
     store
@@ -256,7 +256,9 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                     "DELETE FROM identity_password WHERE user_id = $1",
                     "DELETE FROM identity_group_member WHERE user_id = $1",
                     "DELETE FROM identity_assignment WHERE actor_id = $1",
+                    "DELETE FROM identity_app_cred_access_rule WHERE app_cred_id IN (SELECT id FROM identity_app_cred WHERE user_id = $1)",
                     "DELETE FROM identity_app_cred WHERE user_id = $1",
+                    "DELETE FROM identity_access_rule WHERE user_id = $1",
                     "DELETE FROM identity_credential WHERE user_id = $1",
                 ] {
                     sqlx::query(sql)
@@ -265,6 +267,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                         .await
                         .map_err(from_sqlx)?;
                 }
+                super::trusts::delete_for_user_in(tx, &id).await?;
                 let n = sqlx::query("DELETE FROM identity_user WHERE id = $1")
                     .bind(&id)
                     .execute(tx.conn())

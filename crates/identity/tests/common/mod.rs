@@ -152,6 +152,15 @@ impl Stack {
         r.token()
     }
 
+    /// An unscoped token for `user` (a name in domain `default`).
+    pub async fn login_unscoped(&self, user: &str, pw: &str) -> String {
+        let r = self
+            .password_token(user, "default", pw, Some(json!("unscoped")))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "login {user}: {}", r.raw);
+        r.token()
+    }
+
     /// The bootstrap admin's token on project `admin`.
     pub async fn admin(&self) -> String {
         self.login("admin", ADMIN_PW, "admin").await
