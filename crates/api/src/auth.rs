@@ -8,8 +8,9 @@ use std::sync::Arc;
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
 /// What a token is scoped to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Scope {
+    #[default]
     Unscoped,
     Project {
         id: String,
@@ -25,8 +26,9 @@ pub enum Scope {
 }
 
 /// Who is calling, with the roles their token carries (implied roles expanded). Built once per
-/// request by the auth layer and handed to handlers and policy.
-#[derive(Debug, Clone)]
+/// request by the auth layer and handed to handlers and policy. `Default` is an anonymous,
+/// unscoped context without roles, for building contexts field by field (tests, fakes).
+#[derive(Debug, Clone, Default)]
 pub struct AuthContext {
     pub user_id: String,
     pub user_name: String,
