@@ -24,6 +24,7 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     committed: watch::Sender<i64>,
+    url: std::sync::Arc<str>,
 }
 
 /// A write transaction holding the next global revision.
@@ -31,7 +32,12 @@ pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     revision: i64,
     seq: i64,
+    /// PostgreSQL: announce the revision to other replicas on commit.
+    notify: bool,
 }
+
+/// The PostgreSQL channel on which committed revisions are announced.
+const CHANNEL: &str = "strata_changes";
 
 /// The future a [`Store::write`] closure returns.
 pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
@@ -87,6 +93,7 @@ impl Store {
             pool,
             dialect,
             committed,
+            url: url.as_str().into(),
         })
     }
 
@@ -141,6 +148,7 @@ impl Store {
             inner,
             revision,
             seq: 0,
+            notify: self.dialect == Dialect::Postgres,
         };
         let out = f(&mut tx).await?;
         let recorded = tx.seq > 0;
@@ -176,6 +184,37 @@ impl Store {
                 false
             }
         });
+    }
+
+    /// On PostgreSQL, listens for revisions committed by other replicas (`LISTEN
+    /// strata_changes`) and wakes this process's watchers at once; reconnects after failures.
+    /// `None` on SQLite, where one process owns the database. Watchers still read the change
+    /// log, so a missed notification only delays them until their next poll.
+    pub fn listen(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.dialect != Dialect::Postgres {
+            return None;
+        }
+        let store = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                match store.listen_once().await {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(error = %e, "change notifications; reconnecting"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+
+    async fn listen_once(&self) -> std::result::Result<(), sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(CHANNEL).await?;
+        loop {
+            let n = listener.recv().await?;
+            if let Ok(rev) = n.payload().parse::<i64>() {
+                self.notify_revision(rev);
+            }
+        }
     }
 
     /// The newest revision in the change log (0 when empty).
@@ -257,6 +296,15 @@ impl Tx {
         .execute(&mut *self.inner)
         .await
         .map_err(from_sqlx)?;
+        if self.notify && self.seq == 1 {
+            // NOTIFY is transactional: other replicas hear of the revision only if it commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(self.revision.to_string())
+                .execute(&mut *self.inner)
+                .await
+                .map_err(from_sqlx)?;
+        }
         Ok(())
     }
 }

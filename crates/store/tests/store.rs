@@ -177,3 +177,51 @@ async fn leases_have_one_holder_until_expiry() {
         }
     }
 }
+
+#[tokio::test]
+async fn postgres_replicas_hear_each_others_commits() {
+    let Some(url) = strata_store::testing::fresh_postgres_url().await else {
+        return;
+    };
+    let a = strata_store::Store::connect(&url, 2).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = strata_store::Store::connect(&url, 2).await.unwrap();
+    let listener = b.listen().expect("postgres listens");
+    let mut rx = b.subscribe();
+    // The listener may not have subscribed yet when the first write commits: write until B
+    // hears one, within a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    let heard = loop {
+        n += 1;
+        let name = format!("n{n}");
+        let rev = a
+            .write(move |tx| {
+                let name = name.clone();
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'h', 0)",
+                    )
+                    .bind(&name)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
+                    tx.record("test.lease", &name, Op::Create).await?;
+                    Ok(tx.revision())
+                })
+            })
+            .await
+            .unwrap();
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(500), rx.wait_for(|r| *r >= rev)).await
+        {
+            break rev;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never heard A's commits"
+        );
+    };
+    assert_eq!(*b.subscribe().borrow(), heard);
+    listener.abort();
+}

@@ -224,6 +224,8 @@ async fn run(
             )
         })?;
     store.migrate().await.context("migrating the database")?;
+    // PostgreSQL: hear other replicas' commits at once rather than at the next poll.
+    let notifications = store.listen();
     let listener = TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.server.listen))?;
@@ -259,6 +261,9 @@ async fn run(
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = background.await;
+    if let Some(l) = notifications {
+        l.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
