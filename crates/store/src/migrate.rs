@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(5, "0005_identity_domain_config_ep_filter"),
     portable!(6, "0006_identity_trusts"),
     portable!(7, "0007_identity_access_rules"),
+    portable!(8, "0008_image"),
 ];
 
 impl Store {

@@ -11,11 +11,18 @@ use strata_store::Store;
 use tokio::net::TcpListener;
 
 /// The services this build serves, as the catalog lists them.
-pub const SERVICES: &[CatalogService] = &[CatalogService {
-    kind: "identity",
-    name: "keystone",
-    path: "/identity",
-}];
+pub const SERVICES: &[CatalogService] = &[
+    CatalogService {
+        kind: "identity",
+        name: "keystone",
+        path: "/identity",
+    },
+    CatalogService {
+        kind: "image",
+        name: "glance",
+        path: "/image",
+    },
+];
 
 #[derive(clap::Args, Debug)]
 pub struct UpArgs {
@@ -239,8 +246,10 @@ async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(identity.clone().run_background(stop_rx.clone()));
+    let image =
+        strata_image::ImageService::new(store.clone(), Arc::new(identity.clone()), &base_url);
     let app = strata_api::assemble(
-        vec![("/identity", identity.router())],
+        vec![("/identity", identity.router()), ("/image", image.router())],
         cfg.http.max_body_bytes,
     );
     ready(&base_url, boot)?;

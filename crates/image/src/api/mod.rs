@@ -1,0 +1,66 @@
+//! Routes of the image service, nested under `/image`. Handlers are `<resource>_<verb>`; rules
+//! live in `model`, queries in `db`.
+
+pub mod images;
+pub mod schemas;
+pub mod versions;
+
+use crate::error::GlanceError;
+use crate::ImageService;
+use axum::routing::{get, post, put};
+use axum::Router;
+use http::StatusCode;
+
+/// Every image route. Paths outside `/v2/…` answer the version document, as Glance's version
+/// negotiation does for anything that names no known version.
+pub fn router() -> Router<ImageService> {
+    Router::new()
+        .route("/", get(versions::versions))
+        .route("/versions", get(versions::versions))
+        .route(
+            "/v2/images",
+            get(images::image_list)
+                .post(images::image_create)
+                .delete(images::image_delete_no_id),
+        )
+        .route(
+            "/v2/images/{image_id}",
+            get(images::image_show)
+                .patch(images::image_update)
+                .delete(images::image_delete),
+        )
+        .route(
+            "/v2/images/{image_id}/tags/{tag}",
+            put(images::image_tag_add).delete(images::image_tag_delete),
+        )
+        .route("/v2/schemas/image", get(schemas::schema_image))
+        .route("/v2/schemas/images", get(schemas::schema_images))
+        .route(
+            "/v2/images/{image_id}/actions/{action}",
+            post(images::image_action),
+        )
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Glance's `RejectMethodController`: webob's 405 naming the method (axum adds `Allow`).
+async fn method_not_allowed(method: http::Method) -> GlanceError {
+    GlanceError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("The method {method} is not allowed for this resource. <br /><br />\n\n"),
+        headers: Vec::new(),
+    }
+}
+
+/// Unknown paths: under `/v2` a 404, elsewhere the version choices.
+async fn fallback(
+    axum::extract::State(svc): axum::extract::State<ImageService>,
+    uri: http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path() == "/v2" || uri.path().starts_with("/v2/") {
+        GlanceError::new(StatusCode::NOT_FOUND, "The resource could not be found.").into_response()
+    } else {
+        versions::versions(axum::extract::State(svc)).await
+    }
+}

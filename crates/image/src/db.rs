@@ -1,0 +1,203 @@
+//! Queries on `image_image`. Every mutation runs inside [`Store::write`] and records an
+//! `image.image` change.
+
+use crate::model::Image;
+use serde_json::{Map, Value};
+use strata_core::{Error, Result};
+use strata_store::{from_sqlx, get_bool, get_opt_i64, get_opt_str, sqlx, AnyRow, Op, Row, Store};
+
+/// Change-log kind of image records.
+pub const KIND: &str = "image.image";
+
+const COLS: &str = "id, name, owner, status, visibility, protected, os_hidden, disk_format, \
+    container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, \
+    os_hash_value, properties, tags, created_at, updated_at";
+
+fn int(r: &AnyRow, col: &str) -> Result<i64> {
+    r.try_get::<i64, _>(col).map_err(from_sqlx)
+}
+
+fn row(r: &AnyRow) -> Result<Image> {
+    let text = |col: &str| -> Result<String> { r.try_get::<String, _>(col).map_err(from_sqlx) };
+    let properties: Map<String, Value> = serde_json::from_str(&text("properties")?)
+        .map_err(|e| Error::internal(format!("image properties: {e}")))?;
+    let tags: Vec<String> = serde_json::from_str(&text("tags")?)
+        .map_err(|e| Error::internal(format!("image tags: {e}")))?;
+    Ok(Image {
+        id: text("id")?,
+        name: get_opt_str(r, "name"),
+        owner: text("owner")?,
+        status: text("status")?,
+        visibility: text("visibility")?,
+        protected: get_bool(r, "protected"),
+        os_hidden: get_bool(r, "os_hidden"),
+        disk_format: get_opt_str(r, "disk_format"),
+        container_format: get_opt_str(r, "container_format"),
+        min_disk: int(r, "min_disk")?,
+        min_ram: int(r, "min_ram")?,
+        size: get_opt_i64(r, "size"),
+        virtual_size: get_opt_i64(r, "virtual_size"),
+        checksum: get_opt_str(r, "checksum"),
+        os_hash_algo: get_opt_str(r, "os_hash_algo"),
+        os_hash_value: get_opt_str(r, "os_hash_value"),
+        properties,
+        tags,
+        created_at: int(r, "created_at")?,
+        updated_at: int(r, "updated_at")?,
+    })
+}
+
+pub async fn get(store: &Store, id: &str) -> Result<Option<Image>> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM image_image WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(from_sqlx)?;
+    r.as_ref().map(row).transpose()
+}
+
+/// Every image the caller could be shown: all of them when `project` is `None` (admins), else
+/// the project's own and the public and community ones. Filters, sorting and paging are
+/// applied by the caller.
+// TODO-perf: push the equality filters, the sort and the marker into SQL once catalogs grow
+// past a few thousand images.
+pub async fn list_candidates(store: &Store, project: Option<&str>) -> Result<Vec<Image>> {
+    let rows = match project {
+        None => sqlx::query(&format!("SELECT {COLS} FROM image_image"))
+            .fetch_all(store.pool())
+            .await,
+        Some(p) => sqlx::query(&format!(
+            "SELECT {COLS} FROM image_image WHERE owner = $1 OR visibility IN ('public', 'community')"
+        ))
+        .bind(p)
+        .fetch_all(store.pool())
+        .await,
+    }
+    .map_err(from_sqlx)?;
+    rows.iter().map(row).collect()
+}
+
+pub async fn create(store: &Store, img: &Image) -> Result<()> {
+    let id = img.id.clone();
+    let img = img.clone();
+    store
+        .write(move |tx| {
+            let img = img.clone();
+            Box::pin(async move {
+                sqlx::query(&format!(
+                    "INSERT INTO image_image ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                ))
+                .bind(&img.id)
+                .bind(&img.name)
+                .bind(&img.owner)
+                .bind(&img.status)
+                .bind(&img.visibility)
+                .bind(img.protected as i64)
+                .bind(img.os_hidden as i64)
+                .bind(&img.disk_format)
+                .bind(&img.container_format)
+                .bind(img.min_disk)
+                .bind(img.min_ram)
+                .bind(img.size)
+                .bind(img.virtual_size)
+                .bind(&img.checksum)
+                .bind(&img.os_hash_algo)
+                .bind(&img.os_hash_value)
+                .bind(Value::Object(img.properties.clone()).to_string())
+                .bind(serde_json::to_string(&img.tags).unwrap_or_else(|_| "[]".into()))
+                .bind(img.created_at)
+                .bind(img.updated_at)
+                .execute(tx.conn())
+                .await
+                .map_err(from_sqlx)?;
+                tx.record(KIND, &img.id, Op::Create).await
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            Error::AlreadyExists(_) | Error::Conflict(_) => {
+                Error::conflict(format!("Image with identifier {id} already exists!"))
+            }
+            e => e,
+        })
+}
+
+/// Writes the mutable attributes of `img` if the row still has `expected_updated_at` (the
+/// value read before the change): a concurrent update in between is a 409 for the caller to
+/// retry, never a lost update.
+pub async fn update(store: &Store, img: &Image, expected_updated_at: i64) -> Result<()> {
+    let img = img.clone();
+    store
+        .write(move |tx| {
+            let img = img.clone();
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE image_image SET name = $2, owner = $3, status = $4, visibility = $5, \
+                     protected = $6, os_hidden = $7, disk_format = $8, container_format = $9, \
+                     min_disk = $10, min_ram = $11, properties = $12, tags = $13, \
+                     updated_at = $14 WHERE id = $1 AND updated_at = $15",
+                )
+                .bind(&img.id)
+                .bind(&img.name)
+                .bind(&img.owner)
+                .bind(&img.status)
+                .bind(&img.visibility)
+                .bind(img.protected as i64)
+                .bind(img.os_hidden as i64)
+                .bind(&img.disk_format)
+                .bind(&img.container_format)
+                .bind(img.min_disk)
+                .bind(img.min_ram)
+                .bind(Value::Object(img.properties.clone()).to_string())
+                .bind(serde_json::to_string(&img.tags).unwrap_or_else(|_| "[]".into()))
+                .bind(img.updated_at)
+                .bind(expected_updated_at)
+                .execute(tx.conn())
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(Error::conflict(format!(
+                        "Image {} was changed by another request; retry.",
+                        img.id
+                    )));
+                }
+                tx.record(KIND, &img.id, Op::Update).await
+            })
+        })
+        .await
+}
+
+/// Deletes an image unless it is protected (checked again in the transaction, so a concurrent
+/// `protected: true` wins).
+pub async fn delete(store: &Store, id: &str) -> Result<()> {
+    let id = id.to_string();
+    store
+        .write(move |tx| {
+            let id = id.clone();
+            Box::pin(async move {
+                let n = sqlx::query("DELETE FROM image_image WHERE id = $1 AND protected = 0")
+                    .bind(&id)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?
+                    .rows_affected();
+                if n == 0 {
+                    let exists = sqlx::query("SELECT id FROM image_image WHERE id = $1")
+                        .bind(&id)
+                        .fetch_optional(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?
+                        .is_some();
+                    return Err(if exists {
+                        Error::forbidden(format!("Image {id} is protected and cannot be deleted."))
+                    } else {
+                        Error::not_found("image", id.clone())
+                    });
+                }
+                tx.record(KIND, &id, Op::Delete).await
+            })
+        })
+        .await
+}
