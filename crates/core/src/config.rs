@@ -17,6 +17,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub identity: IdentityConfig,
     pub security_compliance: SecurityCompliance,
+    pub image: ImageConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +121,35 @@ impl Default for IdentityConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Directory holding image data (one file per image). Unset means `<data_dir>/images`;
+    /// `strata server` with neither set serves image records but refuses image data (503).
+    pub store_dir: Option<PathBuf>,
+    /// Largest image accepted, in bytes (Glance's `image_size_cap`, 1 TiB); larger uploads are
+    /// answered 413. Image uploads are not subject to `http.max_body_bytes`.
+    pub max_image_bytes: u64,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            store_dir: None,
+            max_image_bytes: 1 << 40,
+        }
+    }
+}
+
+impl ImageConfig {
+    /// Where image data lives: `store_dir`, else `<data_dir>/images`.
+    pub fn store_dir(&self, data_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+        self.store_dir
+            .clone()
+            .or_else(|| data_dir.map(|d| d.join("images")))
+    }
+}
+
 /// Keystone's `[security_compliance]` options, with Keystone's defaults (all off).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -202,6 +232,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "http",
     "identity",
     "security_compliance",
+    "image",
 ];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a
@@ -228,6 +259,12 @@ mod tests {
         assert_eq!(c.identity.password_hash_rounds, 12);
         assert_eq!(c.security_compliance.lockout_failure_attempts, 0);
         assert_eq!(c.http.max_body_bytes, 114_688);
+        assert_eq!(c.image.max_image_bytes, 1 << 40);
+        assert_eq!(
+            c.image.store_dir(Some(std::path::Path::new("/d"))),
+            Some(PathBuf::from("/d/images"))
+        );
+        assert_eq!(c.image.store_dir(None), None);
     }
 
     #[test]

@@ -201,3 +201,75 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
         })
         .await
 }
+
+/// Moves the image from status `from` to `to` if it is still in `from` (the upload's claim:
+/// `queued` → `saving`, and back on failure). `Ok(false)` when it was not in `from` (or gone).
+pub async fn set_status(store: &Store, id: &str, from: &str, to: &str, at: i64) -> Result<bool> {
+    let (id, from, to) = (id.to_string(), from.to_string(), to.to_string());
+    store
+        .write(move |tx| {
+            let (id, from, to) = (id.clone(), from.clone(), to.clone());
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE image_image SET status = $3, updated_at = $4 \
+                     WHERE id = $1 AND status = $2",
+                )
+                .bind(&id)
+                .bind(&from)
+                .bind(&to)
+                .bind(at)
+                .execute(tx.conn())
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected();
+                if n > 0 {
+                    tx.record(KIND, &id, Op::Update).await?;
+                }
+                Ok(n > 0)
+            })
+        })
+        .await
+}
+
+/// What an upload learned about the data, written when it completes.
+#[derive(Debug, Clone)]
+pub struct DataInfo {
+    pub size: i64,
+    pub virtual_size: Option<i64>,
+    pub checksum: String,
+    pub os_hash_algo: String,
+    pub os_hash_value: String,
+}
+
+/// Completes an upload: `saving` → `active` with the data's size and hashes. `Ok(false)` when
+/// the image is no longer `saving` (deleted meanwhile).
+pub async fn set_data(store: &Store, id: &str, info: &DataInfo, at: i64) -> Result<bool> {
+    let (id, info) = (id.to_string(), info.clone());
+    store
+        .write(move |tx| {
+            let (id, info) = (id.clone(), info.clone());
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE image_image SET status = 'active', size = $2, virtual_size = $3, \
+                     checksum = $4, os_hash_algo = $5, os_hash_value = $6, updated_at = $7 \
+                     WHERE id = $1 AND status = 'saving'",
+                )
+                .bind(&id)
+                .bind(info.size)
+                .bind(info.virtual_size)
+                .bind(&info.checksum)
+                .bind(&info.os_hash_algo)
+                .bind(&info.os_hash_value)
+                .bind(at)
+                .execute(tx.conn())
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected();
+                if n > 0 {
+                    tx.record(KIND, &id, Op::Update).await?;
+                }
+                Ok(n > 0)
+            })
+        })
+        .await
+}

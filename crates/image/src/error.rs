@@ -88,6 +88,7 @@ pub fn title(status: StatusCode) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        410 => "Gone",
         413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
         503 => "Service Unavailable",
@@ -106,6 +107,7 @@ fn default_explanation(status: StatusCode) -> &'static str {
         404 => "The resource could not be found.",
         405 => "The method is not allowed for this resource.",
         409 => "There was a conflict when trying to complete your request.",
+        410 => "This resource is no longer available.  No forwarding address is given.",
         413 => "The request is larger than the server is willing or able to process.",
         _ => "The server has either erred or is incapable of performing the requested operation.",
     }

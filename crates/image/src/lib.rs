@@ -1,21 +1,24 @@
 //! Glance v2, wire-compatible: version discovery, image records (create, list with Glance's
 //! filters, sorting and paging, show, JSON-patch update, delete), image tags, and the image
-//! schemas clients fetch. Image data (upload, download, import, stores) is not served yet: new
-//! images stay `queued` with no size or checksum.
+//! schemas clients fetch, and image data: upload (`PUT …/file`, streamed into an [`ImageStore`]
+//! while size, md5, sha512 and the virtual size are computed) and download (`GET …/file`, with
+//! ranges). Interoperable import (`/stage`, `/import`) is not served yet.
 //!
 //! Rooms: `api/` holds the routes and wire views, `model` the image record and Glance's rules
-//! (formats, visibility, reserved attributes), `db` the queries, `extract` the auth and body
+//! (formats, visibility, reserved attributes), `db` the queries, `data` the image-data stores, `extract` the auth and body
 //! extractors, `error` Glance's (webob's) error bodies.
 //!
 //! Tokens are validated by the identity service through [`strata_api::TokenValidator`], in
 //! memory: this crate never reads identity tables.
 
 pub mod api;
+pub mod data;
 pub mod db;
 mod error;
 mod extract;
 pub mod model;
 
+pub use data::{ImageStore, LocalStore, NoStore};
 pub use error::{GlanceError, GlanceResult};
 
 use std::sync::Arc;
@@ -30,17 +33,37 @@ struct Inner {
     store: Store,
     tokens: Arc<dyn TokenValidator>,
     base_url: String,
+    data: Arc<dyn ImageStore>,
+    max_image_bytes: u64,
 }
 
 impl ImageService {
     /// The service over a migrated store; `tokens` validates `X-Auth-Token` (the identity
-    /// service), `base_url` is the public `http://host:port` the version document points at.
-    pub fn new(store: Store, tokens: Arc<dyn TokenValidator>, base_url: &str) -> ImageService {
+    /// service), `base_url` is the public `http://host:port` the version document points at,
+    /// `data` keeps image data, `max_image_bytes` caps an upload (Glance's `image_size_cap`).
+    pub fn new(
+        store: Store,
+        tokens: Arc<dyn TokenValidator>,
+        base_url: &str,
+        data: Arc<dyn ImageStore>,
+        max_image_bytes: u64,
+    ) -> ImageService {
         ImageService(Arc::new(Inner {
             store,
             tokens,
             base_url: base_url.trim_end_matches('/').to_string(),
+            data,
+            max_image_bytes,
         }))
+    }
+
+    /// Where image data is kept.
+    pub fn data(&self) -> &dyn ImageStore {
+        self.0.data.as_ref()
+    }
+
+    pub(crate) fn max_image_bytes(&self) -> u64 {
+        self.0.max_image_bytes
     }
 
     pub fn store(&self) -> &Store {

@@ -3,6 +3,8 @@
 //! and the bad-input and cross-project cases.
 
 mod common;
+#[path = "images/data.rs"]
+mod data;
 
 use common::{Stack, BODY_LIMIT, PATCH};
 use http::{Method, StatusCode};
@@ -723,7 +725,7 @@ async fn delete_and_protection() {
         s.delete("/image/v2/images/", &s.u1)
             .await
             .assert_error(StatusCode::NOT_FOUND);
-        // Actions refuse images without data.
+        // Actions refuse images without data (queued).
         let img = s.image(&s.u1, json!({})).await;
         let r = s
             .post(

@@ -246,8 +246,26 @@ async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(identity.clone().run_background(stop_rx.clone()));
-    let image =
-        strata_image::ImageService::new(store.clone(), Arc::new(identity.clone()), &base_url);
+    let data: Arc<dyn strata_image::ImageStore> = match cfg
+        .image
+        .store_dir(cfg.server.data_dir.as_deref())
+    {
+        Some(dir) => Arc::new(
+            strata_image::LocalStore::new(&dir)
+                .with_context(|| format!("opening the image store {}", dir.display()))?,
+        ),
+        None => {
+            tracing::warn!("neither image.store_dir nor server.data_dir is set: image data uploads and downloads are refused");
+            Arc::new(strata_image::NoStore)
+        }
+    };
+    let image = strata_image::ImageService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+        data,
+        cfg.image.max_image_bytes,
+    );
     let app = strata_api::assemble(
         vec![("/identity", identity.router()), ("/image", image.router())],
         cfg.http.max_body_bytes,

@@ -1,12 +1,15 @@
 //! Routes of the image service, nested under `/image`. Handlers are `<resource>_<verb>`; rules
 //! live in `model`, queries in `db`.
 
+pub mod file;
 pub mod images;
 pub mod schemas;
 pub mod versions;
 
 use crate::error::GlanceError;
 use crate::ImageService;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::routing::{get, post, put};
 use axum::Router;
 use http::StatusCode;
@@ -32,6 +35,11 @@ pub fn router() -> Router<ImageService> {
         .route(
             "/v2/images/{image_id}/tags/{tag}",
             put(images::image_tag_add).delete(images::image_tag_delete),
+        )
+        // Image data streams past the service-wide body limit; `image.max_image_bytes` caps it.
+        .route(
+            "/v2/images/{image_id}/file",
+            get(file::image_download).put(file::image_upload.layer(DefaultBodyLimit::disable())),
         )
         .route("/v2/schemas/image", get(schemas::schema_image))
         .route("/v2/schemas/images", get(schemas::schema_images))

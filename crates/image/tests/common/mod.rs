@@ -20,8 +20,13 @@ pub const PW: &str = "secret-pw";
 pub const BODY_LIMIT: usize = 114_688;
 pub const PATCH: &str = "application/openstack-images-v2.1-json-patch";
 
+/// The image size cap the stacks are assembled with.
+pub const MAX_IMAGE: u64 = 1 << 20;
+
 pub struct Stack {
     pub db: TestDb,
+    /// Where this stack's image data lives.
+    pub images: tempfile::TempDir,
     pub identity: Identity,
     pub app: Router,
     /// Tokens: admin on `admin`, members of `p1` and `p2`, a reader of `p1`.
@@ -82,13 +87,22 @@ impl Stack {
             )
             .await
             .expect("bootstrap");
-        let image = ImageService::new(db.store.clone(), Arc::new(identity.clone()), "http://test");
+        let images = tempfile::tempdir().expect("tempdir");
+        let data = strata_image::LocalStore::new(images.path()).expect("image store");
+        let image = ImageService::new(
+            db.store.clone(),
+            Arc::new(identity.clone()),
+            "http://test",
+            Arc::new(data),
+            MAX_IMAGE,
+        );
         let app = strata_api::assemble(
             vec![("/identity", identity.router()), ("/image", image.router())],
             BODY_LIMIT,
         );
         let mut s = Stack {
             db,
+            images,
             identity,
             app,
             admin: String::new(),
@@ -268,5 +282,96 @@ impl Stack {
             .iter()
             .map(|i| i["id"].as_str().unwrap().to_string())
             .collect()
+    }
+}
+
+/// A raw response: status, headers and body bytes.
+pub struct RawResp {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Stack {
+    /// Sends `body` as raw bytes with `headers`; returns the raw response.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> RawResp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-auth-token", token);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        RawResp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `PUT /image/v2/images/{id}/file` as `token`.
+    pub async fn upload(&self, id: &str, token: &str, data: &[u8]) -> RawResp {
+        self.raw(
+            Method::PUT,
+            &format!("/image/v2/images/{id}/file"),
+            token,
+            &[("content-type", "application/octet-stream")],
+            data.to_vec(),
+        )
+        .await
+    }
+
+    /// `GET /image/v2/images/{id}/file` as `token`, with extra headers.
+    pub async fn download(&self, id: &str, token: &str, headers: &[(&str, &str)]) -> RawResp {
+        self.raw(
+            Method::GET,
+            &format!("/image/v2/images/{id}/file"),
+            token,
+            headers,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// The files in the image store (temp files included).
+    pub fn stored_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.images.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// Polls the image's status until it is `want` (background restores run in a spawned task);
+/// panics after a deadline. Returns the image.
+pub async fn poll_status(s: &Stack, id: &str, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = s.get(&format!("/image/v2/images/{id}"), &s.u1).await;
+        if r.json["status"] == want {
+            return r.json;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never became {want}: {}",
+            r.raw
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
