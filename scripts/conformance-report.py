@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Turns a Tempest result list written by scripts/tempest-identity.sh ($STRATA_TEMPEST_OUT:
-lines "success|failure|skip <test id>") into the Markdown table of docs/conformance.md.
+lines "success|failure|skip <test id>") into the Markdown tables of docs/conformance.md; feed it
+one service's lines (grep ' tempest.api.image.' for the image table).
 
 usage: conformance-report.py RESULTS [REASONS]
 REASONS: lines "<test id prefix> | <reason>" explaining skips and failures.
 """
+import re
 import sys
 
 results, reasons = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
@@ -24,7 +26,7 @@ for line in open(results):
     status, test = line.split(" ", 1)
     status = {"fail": "failure"}.get(status, status)
     counts[status] = counts.get(status, 0) + 1
-    name = test.split("[")[0].replace("tempest.api.identity.", "")
+    name = re.sub(r"tempest\.api\.[a-z_]+\.", "", test.split("[")[0], count=1)
     reason = next((r for p, r in why if p in test), "")
     rows.append((name, status, reason))
 

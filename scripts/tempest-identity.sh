@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Run Tempest's identity tests (tempest.api.identity) against a fresh `strata up`, and fail unless
-# every test listed in tests/tempest/identity-required.txt PASSED (a skip counts as a failure).
-# Other identity tests run too and are reported, but do not decide the exit status.
+# Run Tempest's identity and image tests (tempest.api.identity, tempest.api.image) against a fresh
+# `strata up`, and fail unless every test listed in the *enforced* required lists PASSED (a skip
+# counts as a failure):
+#   tests/tempest/identity-required.txt   always enforced
+#   tests/tempest/image-required.txt      enforced only with STRATA_TEMPEST_ENFORCE_IMAGE=1;
+#                                         otherwise its result is printed (informational)
+# Other tests run too and are reported, but do not decide the exit status.
 #
 # usage: scripts/tempest-identity.sh
 # env:   STRATA_BIN        the binary (default $CARGO_TARGET_DIR/debug/strata)
 #        STRATA_VENV       venv with tempest (default /var/tmp/strata-venv)
 #        STRATA_TEMPEST_OUT  where the per-test result list goes (default: a new temp file);
-#                          lines "<status> <test id>", then "# all: ..." and "# required: ..." counts;
+#                          lines "<status> <test id>", then "# all: ...", "# <suite>: ..." and
+#                          "# required: ..." (the enforced lists summed) counts;
 #                          the raw subunit v2 stream goes beside it, to $STRATA_TEMPEST_OUT.subunit
-#        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.identity')
+#        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.(identity|image)')
+#        STRATA_TEMPEST_ENFORCE_IMAGE=1  also require tests/tempest/image-required.txt
 #        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${STRATA_VENV:-/var/tmp/strata-venv}
 BIN=${STRATA_BIN:-${CARGO_TARGET_DIR:-/var/tmp/strata-target}/debug/strata}
-REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.identity'}
-REQUIRED=$ROOT/tests/tempest/identity-required.txt
+REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image)'}
+ENFORCE_IMAGE=${STRATA_TEMPEST_ENFORCE_IMAGE:-0}
+REQ_DIR=$ROOT/tests/tempest
 SHARED=$ROOT/../shared/conformance/interop-required-tests.txt
 PY=$VENV/bin/python
 
-say() { echo "tempest-identity: $*"; }
+say() { echo "tempest: $*"; }
 die() { say "$*" >&2; exit 2; }
 
 [ -x "$BIN" ] || die "no strata binary at $BIN (build it, or set STRATA_BIN)"
 [ -x "$VENV/bin/tempest" ] || die "no tempest in $VENV (scripts/test.sh creates the venv)"
-[ -f "$REQUIRED" ] || die "missing $REQUIRED"
-
-# Our copy of the required list must cover every identity id of the shared list, when present.
-if [ -f "$SHARED" ]; then
-  missing=$(grep -E '^tempest\.api\.identity\.' "$SHARED" | sort -u | comm -23 - <(grep -E '^tempest\.' "$REQUIRED" | sort -u) || true)
-  [ -z "$missing" ] || die "ids in $SHARED missing from $REQUIRED:
+for suite in identity image; do
+  REQUIRED=$REQ_DIR/$suite-required.txt
+  [ -f "$REQUIRED" ] || die "missing $REQUIRED"
+  # Our copy of the required list must cover every id of the suite in the shared list, when present.
+  if [ -f "$SHARED" ]; then
+    missing=$(grep -E "^tempest\.api\.$suite\." "$SHARED" | sort -u | comm -23 - <(grep -E '^tempest\.' "$REQUIRED" | sort -u) || true)
+    [ -z "$missing" ] || die "ids in $SHARED missing from $REQUIRED:
 $missing"
-fi
+  fi
+done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-tempest.XXXXXX")
 OUT=${STRATA_TEMPEST_OUT:-$(mktemp "${TMPDIR:-/tmp}/strata-tempest-results.XXXXXX")}
@@ -104,7 +113,7 @@ EOF
 
 # --- tempest workspace -----------------------------------------------------------------------
 export PATH=$VENV/bin:$PATH
-tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-identity-$$" "$WS" >/dev/null
+tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-tempest-$$" "$WS" >/dev/null
 mkdir -p "$WORK/locks"
 "$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" --out "$WS/etc/tempest.conf"
 
@@ -123,9 +132,11 @@ head -1 "$WORK/results.csv" | grep -q '^test,status' \
   || die "could not convert the stestr results (see $WORK/tempest-run.log)"
 cp "$WORK/results.subunit" "$OUT.subunit"
 
-"$PY" - "$WORK/results.csv" "$REQUIRED" "$OUT" <<'EOF'
-import csv, re, sys
-results_csv, required_file, out = sys.argv[1:4]
+"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" <<'EOF'
+import csv, os, re, sys
+results_csv, req_dir, out, enforce_image = sys.argv[1:5]
+# (suite, enforced?) -- the identity list always decides the exit status, the image one on request
+SUITES = [("identity", True), ("image", enforce_image == "1")]
 
 def key(test_id):
     """(dotted name, idempotent id) of 'a.b.C.test_x[id-UUID,smoke]'."""
@@ -144,36 +155,56 @@ by_name = {key(t)[0]: s for t, s in status.items()}
 def bucket(s):
     return {"success": "passed", "xfail": "passed", "skip": "skipped"}.get(s, "failed")
 
+def suite_of(t):
+    m = re.search(r"\btempest\.api\.([a-z_]+)\.", t)
+    return m.group(1) if m else "other"
+
 counts = {"passed": 0, "failed": 0, "skipped": 0}
-for s in status.values():
+per_suite = {}
+for t, s in status.items():
     counts[bucket(s)] += 1
+    c = per_suite.setdefault(suite_of(t), {"passed": 0, "failed": 0, "skipped": 0})
+    c[bucket(s)] += 1
 
-required = [l.strip() for l in open(required_file) if l.strip() and not l.startswith("#")]
-req_pass, req_bad = 0, []
-for rid in required:
-    k = key(rid)
-    s = by_key.get(k) or by_name.get(k[0])
-    if s == "success":
-        req_pass += 1
-    else:
-        req_bad.append((s or "not run", rid))
+req = {}  # suite -> (enforced, total, passed, [(status, id)])
+for suite, enforced in SUITES:
+    required = [l.strip() for l in open(os.path.join(req_dir, f"{suite}-required.txt"))
+                if l.strip() and not l.startswith("#")]
+    ok, bad = 0, []
+    for rid in required:
+        k = key(rid)
+        s = by_key.get(k) or by_name.get(k[0])
+        if s == "success":
+            ok += 1
+        else:
+            bad.append((s or "not run", rid))
+    req[suite] = (enforced, len(required), ok, bad)
 
+enf_pass = sum(r[2] for r in req.values() if r[0])
+enf_fail = sum(len(r[3]) for r in req.values() if r[0])
 with open(out, "w") as f:
     for t in sorted(status):
         f.write(f"{status[t]} {t}\n")
     f.write(f"# all: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped\n")
-    f.write(f"# required: {req_pass} passed, {len(req_bad)} failed\n")
+    for suite, c in sorted(per_suite.items()):
+        f.write(f"# {suite}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped\n")
+    for suite, (enforced, total, ok, bad) in req.items():
+        f.write(f"# {suite}-required{'' if enforced else ' (informational)'}: "
+                f"{ok} passed, {len(bad)} failed\n")
+    f.write(f"# required: {enf_pass} passed, {enf_fail} failed\n")
 
 failed_tests = sorted(t for t, s in status.items() if bucket(s) == "failed")
 if failed_tests:
-    print(f"tempest-identity: {len(failed_tests)} identity tests failed (required or not):")
+    print(f"tempest: {len(failed_tests)} tests failed (required or not):")
     for t in failed_tests:
         print(f"  FAIL {t}")
-print(f"tempest-identity: all identity tests: {counts['passed']} passed, {counts['failed']} failed, "
-      f"{counts['skipped']} skipped")
-print(f"tempest-identity: required: {req_pass}/{len(required)} passed")
-for s, rid in req_bad:
-    print(f"  REQUIRED {s.upper()}: {rid}")
-print(f"tempest-identity: per-test results in {out}")
-sys.exit(0 if not req_bad else 1)
+for suite, c in sorted(per_suite.items()):
+    print(f"tempest: {suite} tests: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+for suite, (enforced, total, ok, bad) in req.items():
+    print(f"tempest: {suite} required{'' if enforced else ' (informational, not enforced)'}: "
+          f"{ok}/{total} passed")
+    for s, rid in bad:
+        print(f"  {'REQUIRED' if enforced else 'INFO'} {s.upper()}: {rid}")
+print(f"tempest: per-test results in {out}")
+sys.exit(0 if enf_fail == 0 else 1)
 EOF

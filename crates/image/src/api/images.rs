@@ -254,8 +254,10 @@ pub async fn image_tag_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v2/images/{id}/actions/{deactivate|reactivate}`: 204, admin only. Only active or
-/// deactivated images move between the two; others are refused with Glance's 403.
+/// `POST /v2/images/{id}/actions/{deactivate|reactivate}`: 204. Glance's default policy for both
+/// is `role:admin or (role:member and project_id:%(project_id)s)`: admins, and members of the
+/// owning project. Only active or deactivated images move between the two; others are refused
+/// with Glance's 403.
 pub async fn image_action(
     State(svc): State<ImageService>,
     Auth(ctx): Auth,
@@ -272,7 +274,8 @@ pub async fn image_action(
         }
     };
     let mut img = visible(&svc, &ctx, &id).await?;
-    if !ctx.is_admin() {
+    let owner_member = ctx.has_role("member") && ctx.project_id() == Some(img.owner.as_str());
+    if !ctx.is_admin() && !owner_member {
         return Err(GlanceError::policy(policy));
     }
     if img.status != "active" && img.status != "deactivated" {

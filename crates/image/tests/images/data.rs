@@ -239,10 +239,21 @@ async fn deactivate_and_reactivate() {
         let iid = id(&s.image(&s.u1, json!({"disk_format": "raw"})).await);
         s.upload(&iid, &s.u1, b"bits").await;
         let action = |a: &str| format!("/image/v2/images/{iid}/actions/{a}");
-        // Admin only.
-        s.post(&action("deactivate"), &s.u1, json!({}))
+        // Glance's policy: admins and members of the owning project; not a reader of it, not
+        // another project's member (to whom the private image is not even visible).
+        s.post(&action("deactivate"), &s.reader, json!({}))
             .await
             .assert_error(StatusCode::FORBIDDEN);
+        s.post(&action("deactivate"), &s.u2, json!({}))
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        let r = s.post(&action("deactivate"), &s.u1, json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+        s.post(&action("reactivate"), &s.reader, json!({}))
+            .await
+            .assert_error(StatusCode::FORBIDDEN);
+        let r = s.post(&action("reactivate"), &s.admin, json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
         let r = s.post(&action("deactivate"), &s.admin, json!({})).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
         let shown = s.get(&format!("/image/v2/images/{iid}"), &s.u1).await.json;
@@ -258,7 +269,7 @@ async fn deactivate_and_reactivate() {
             s.upload(&iid, &s.u1, b"x").await.status,
             StatusCode::CONFLICT
         );
-        let r = s.post(&action("reactivate"), &s.admin, json!({})).await;
+        let r = s.post(&action("reactivate"), &s.u1, json!({})).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
         assert_eq!(&s.download(&iid, &s.u1, &[]).await.body[..], b"bits");
     }
