@@ -34,6 +34,12 @@ pub trait ImageStore: Send + Sync + 'static {
 
     /// Removes the blob under `id`. Idempotent: removing a blob that does not exist is `Ok`.
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Removes what writes interrupted by a crash left behind, returning how many leftovers it
+    /// removed. Only safe while no `put` is running (at start). Idempotent.
+    fn sweep(&self) -> StoreFuture<'_, usize> {
+        Box::pin(async { Ok(0) })
+    }
 }
 
 /// Image data as files under one directory (`<data_dir>/images/<id>`).
@@ -84,6 +90,23 @@ impl Drop for TempGuard {
 }
 
 impl ImageStore for LocalStore {
+    fn sweep(&self) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut removed = 0;
+            let mut dir = tokio::fs::read_dir(&self.dir).await?;
+            while let Some(e) = dir.next_entry().await? {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                // Temp files are `.<id>.<uuid>.tmp` (see `put`).
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    tokio::fs::remove_file(e.path()).await?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+    }
+
     fn put<'a>(&'a self, id: &'a str, mut data: ByteStream) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             use tokio::io::AsyncWriteExt;

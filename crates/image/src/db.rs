@@ -273,3 +273,35 @@ pub async fn set_data(store: &Store, id: &str, info: &DataInfo, at: i64) -> Resu
         })
         .await
 }
+
+/// Puts images whose upload was cut off by a crash (`saving`) back to `queued`, so the upload
+/// can be retried, as Glance does for a failed upload. Only safe while no upload is running
+/// (at start of the one process owning the database). Returns their ids.
+pub async fn reset_interrupted_uploads(store: &Store, at: i64) -> Result<Vec<String>> {
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let rows = sqlx::query("SELECT id FROM image_image WHERE status = 'saving'")
+                    .fetch_all(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
+                let mut ids = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let id: String = strata_store::Row::try_get(r, "id").map_err(from_sqlx)?;
+                    sqlx::query(
+                        "UPDATE image_image SET status = 'queued', updated_at = $2 \
+                         WHERE id = $1 AND status = 'saving'",
+                    )
+                    .bind(&id)
+                    .bind(at)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
+                    tx.record(KIND, &id, Op::Update).await?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            })
+        })
+        .await
+}

@@ -57,6 +57,26 @@ impl ImageService {
         }))
     }
 
+    /// Recovers from a crash of the process that owned the database: uploads cut off mid-way
+    /// go back to `queued` and their temp files are removed. Call once at start, before
+    /// serving, and only where this process is the only writer (`strata up`).
+    pub async fn recover(&self) -> strata_core::Result<()> {
+        let reset =
+            db::reset_interrupted_uploads(&self.0.store, strata_core::time::now_micros()).await?;
+        let swept =
+            self.0.data.sweep().await.map_err(|e| {
+                strata_core::Error::internal(format!("sweeping the image store: {e}"))
+            })?;
+        if !reset.is_empty() || swept > 0 {
+            tracing::info!(
+                images = reset.len(),
+                temp_files = swept,
+                "recovered uploads interrupted by a crash"
+            );
+        }
+        Ok(())
+    }
+
     /// Where image data is kept.
     pub fn data(&self) -> &dyn ImageStore {
         self.0.data.as_ref()

@@ -128,7 +128,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         cfg.database.url = format!("sqlite://{}", dir.join("strata.db").display());
     }
     let clouds_path = dir.join("clouds.yaml");
-    run(cfg, |url, boot| {
+    run(cfg, true, |url, boot| {
         let auth_url = format!("{url}/identity");
         match boot {
             Some(b) => clouds::write(
@@ -164,7 +164,9 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         bail!("database.url is not set (sqlite://PATH or postgres://…); see docs/configuration.md");
     }
     let data_dir = cfg.server.data_dir.clone();
-    run(cfg, move |url, boot| {
+    // TODO-correctness: replicas sharing a database need a lease-guarded recovery of
+    // interrupted uploads; until then only `up` recovers them.
+    run(cfg, false, move |url, boot| {
         if let Some(b) = boot {
             // First start of a fresh database: hand the generated admin password to the
             // operator once, in a private file when there is a data dir, never in the logs.
@@ -218,8 +220,11 @@ pub async fn db_migrate(config: Option<PathBuf>, url: Option<String>) -> anyhow:
 
 /// Starts the control plane on `cfg` and serves until SIGINT/SIGTERM. `ready` runs once the
 /// listener is bound and bootstrap is done, with the base URL and what bootstrap created.
+/// `sole_writer`: this process is the only one using the database (`strata up` holds the data
+/// dir's lock), so work that a crash interrupted can be recovered at start.
 async fn run(
     cfg: Config,
+    sole_writer: bool,
     ready: impl FnOnce(&str, Option<strata_identity::Bootstrap>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let store = Store::connect(&cfg.database.url, cfg.database.max_connections)
@@ -266,6 +271,12 @@ async fn run(
         data,
         cfg.image.max_image_bytes,
     );
+    if sole_writer {
+        image
+            .recover()
+            .await
+            .context("recovering interrupted image uploads")?;
+    }
     let app = strata_api::assemble(
         vec![("/identity", identity.router()), ("/image", image.router())],
         cfg.http.max_body_bytes,

@@ -331,3 +331,53 @@ async fn aborted_upload_goes_back_to_queued() {
         );
     }
 }
+
+#[tokio::test]
+async fn start_recovers_uploads_cut_off_by_a_crash() {
+    for s in Stack::all().await {
+        let body = json!({"name": "cut", "disk_format": "raw", "container_format": "bare"});
+        let cut = s.image(&s.u1, body.clone()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let whole = s.image(&s.u1, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            s.upload(&whole, &s.u1, b"complete").await.status,
+            StatusCode::NO_CONTENT
+        );
+        // What a crash mid-upload leaves: the row in `saving` and a temp file.
+        assert!(
+            strata_image::db::set_status(&s.db.store, &cut, "queued", "saving", 0)
+                .await
+                .unwrap()
+        );
+        let tmp = s.images.path().join(format!(".{cut}.0000.tmp"));
+        std::fs::write(&tmp, b"part").unwrap();
+        // The process starts again over the same database and store.
+        let restarted = strata_image::ImageService::new(
+            s.db.store.clone(),
+            std::sync::Arc::new(s.identity.clone()),
+            "http://test",
+            std::sync::Arc::new(strata_image::LocalStore::new(s.images.path()).unwrap()),
+            MAX_IMAGE,
+        );
+        restarted.recover().await.unwrap();
+        let r = s.get(&format!("/image/v2/images/{cut}"), &s.u1).await;
+        assert_eq!(r.json["status"], "queued", "{}: {}", s.label(), r.raw);
+        assert!(!tmp.exists(), "temp file swept");
+        assert!(
+            s.images.path().join(&whole).exists(),
+            "complete blobs are kept"
+        );
+        // The upload can be retried.
+        assert_eq!(
+            s.upload(&cut, &s.u1, b"again").await.status,
+            StatusCode::NO_CONTENT
+        );
+        let r = s.get(&format!("/image/v2/images/{whole}"), &s.u1).await;
+        assert_eq!(r.json["status"], "active");
+    }
+}
