@@ -58,6 +58,7 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/d
 command -v cc >/dev/null || need+=(gcc libc6-dev)    # C parts of crates (bundled SQLite, ring)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v git >/dev/null || need+=(git)
+command -v qemu-img >/dev/null || need+=(qemu-utils)  # image tests compare virtual sizes with qemu-img
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
