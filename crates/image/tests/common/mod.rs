@@ -362,7 +362,9 @@ impl Stack {
 /// panics after a deadline. Returns the image.
 pub async fn poll_status(s: &Stack, id: &str, want: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(20));
     loop {
+        every.tick().await;
         let r = s.get(&format!("/image/v2/images/{id}"), &s.u1).await;
         if r.json["status"] == want {
             return r.json;
@@ -372,6 +374,5 @@ pub async fn poll_status(s: &Stack, id: &str, want: &str) -> Value {
             "{id} never became {want}: {}",
             r.raw
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
