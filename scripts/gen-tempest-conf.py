@@ -102,7 +102,7 @@ def main() -> int:
     c["image-feature-enabled"] = {
         "api_v2": "true",
         "api_v1": "false",                   # only read by older tempest releases
-        "import_image": "false",             # no interoperable import (interop needs none)
+        "import_image": "true",              # glance-direct interoperable import
         "os_glance_reserved": "true",        # os_glance_* properties are reserved (403)
         "manage_locations": "false",
         # strata does not inspect uploaded data for format conformance (Glance 2024.2+ can); with

@@ -5,6 +5,11 @@
 //! status (queued → saving → active) is the source of truth for whether the blob is complete;
 //! a blob is only ever visible under its id once it was written whole (write to a temp file,
 //! fsync, rename), so a crash mid-upload leaves at most a temp file, never a torn image.
+//!
+//! Interoperable import (`glance-direct`) stages data before it becomes the image's: a store
+//! offers a second store for that, [`ImageStore::staging`], with the same contract and the
+//! same ids (for [`LocalStore`], the hidden `.staging` directory inside its own). Import reads
+//! the staged blob, hashes it while writing it into the store proper, then removes it.
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -13,6 +18,10 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+
+/// The id of the one store image data goes to, as `GET /v2/info/stores` and the image's
+/// `stores` attribute name it.
+pub const STORE_ID: &str = "local";
 
 /// A stream of image bytes.
 pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
@@ -40,11 +49,29 @@ pub trait ImageStore: Send + Sync + 'static {
     fn sweep(&self) -> StoreFuture<'_, usize> {
         Box::pin(async { Ok(0) })
     }
+
+    /// The ids of the blobs this store holds (complete ones only). Read-only.
+    fn list(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Where `glance-direct` imports stage data (`PUT …/stage`) before it becomes the image's:
+    /// another store with this trait's contract, keyed by the same image ids, kept apart from
+    /// image data. `None` when this store cannot stage (imports are then refused).
+    fn staging(&self) -> Option<&dyn ImageStore> {
+        None
+    }
 }
 
-/// Image data as files under one directory (`<data_dir>/images/<id>`).
+/// Image data as files under one directory (`<data_dir>/images/<id>`), staged data under its
+/// `.staging` subdirectory (created on first use; ids never contain a dot, so it cannot clash
+/// with a blob).
 pub struct LocalStore {
     dir: PathBuf,
+    /// The staging area; `None` for the staging area itself.
+    staging: Option<Box<LocalStore>>,
+    /// Create `dir` on the first `put` (the staging area) rather than up front.
+    lazy: bool,
 }
 
 /// How much is read from a file per chunk when streaming it out.
@@ -59,7 +86,16 @@ impl LocalStore {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        Ok(LocalStore { dir })
+        let staging = LocalStore {
+            dir: dir.join(".staging"),
+            staging: None,
+            lazy: true,
+        };
+        Ok(LocalStore {
+            dir,
+            staging: Some(Box::new(staging)),
+            lazy: false,
+        })
     }
 
     /// The file holding the blob of `id`; ids are checked to be plain names first.
@@ -89,11 +125,42 @@ impl Drop for TempGuard {
     }
 }
 
+/// The entries of `dir`; none when it does not exist (a lazy staging area not used yet).
+async fn read_dir_if_any(dir: &std::path::Path) -> io::Result<Option<tokio::fs::ReadDir>> {
+    match tokio::fs::read_dir(dir).await {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl ImageStore for LocalStore {
+    fn staging(&self) -> Option<&dyn ImageStore> {
+        self.staging.as_deref().map(|s| s as &dyn ImageStore)
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let Some(mut dir) = read_dir_if_any(&self.dir).await? else {
+                return Ok(out);
+            };
+            while let Some(e) = dir.next_entry().await? {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') && e.file_type().await?.is_file() {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn sweep(&self) -> StoreFuture<'_, usize> {
         Box::pin(async move {
             let mut removed = 0;
-            let mut dir = tokio::fs::read_dir(&self.dir).await?;
+            let Some(mut dir) = read_dir_if_any(&self.dir).await? else {
+                return Ok(0);
+            };
             while let Some(e) = dir.next_entry().await? {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
@@ -111,6 +178,13 @@ impl ImageStore for LocalStore {
         Box::pin(async move {
             use tokio::io::AsyncWriteExt;
             let dest = self.path(id)?;
+            if self.lazy {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)?;
+            }
             let tmp = self
                 .dir
                 .join(format!(".{id}.{}.tmp", strata_core::ids::uuid()));
@@ -324,6 +398,17 @@ mod tests {
         s.delete("i1").await.unwrap();
         assert!(s.get("i1", 0, None).await.is_err());
         assert!(s.path("../x").is_err());
+        // The staging area: created on first use, apart from image data, same contract.
+        let st = s.staging().unwrap();
+        assert!(st.list().await.unwrap().is_empty());
+        assert_eq!(st.sweep().await.unwrap(), 0);
+        let data = futures::stream::iter(vec![Ok(Bytes::from("staged"))]);
+        assert_eq!(st.put("i2", data.boxed()).await.unwrap(), 6);
+        assert_eq!(st.list().await.unwrap(), vec!["i2".to_string()]);
+        assert!(s.list().await.unwrap().is_empty());
+        assert!(s.get("i2", 0, None).await.is_err());
+        st.delete("i2").await.unwrap();
+        assert!(st.list().await.unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,7 @@
-//! Queries on `image_image`. Every mutation runs inside [`Store::write`] and records an
-//! `image.image` change.
+//! Queries on `image_image` (and, in [`members`], on `image_member`). Every mutation runs inside
+//! [`Store::write`] and records an `image.image` change.
+
+pub mod members;
 
 use crate::model::Image;
 use serde_json::{Map, Value};
@@ -57,21 +59,29 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Image>> {
 }
 
 /// Every image the caller could be shown: all of them when `project` is `None` (admins), else
-/// the project's own and the public and community ones. Filters, sorting and paging are
-/// applied by the caller.
+/// the project's own, the public and community ones, and the shared ones the project is a
+/// member of (whatever the membership's status). Filters, member status, sorting and paging
+/// are applied by the caller.
 // TODO-perf: push the equality filters, the sort and the marker into SQL once catalogs grow
 // past a few thousand images.
 pub async fn list_candidates(store: &Store, project: Option<&str>) -> Result<Vec<Image>> {
     let rows = match project {
-        None => sqlx::query(&format!("SELECT {COLS} FROM image_image"))
+        None => {
+            sqlx::query(&format!("SELECT {COLS} FROM image_image"))
+                .fetch_all(store.pool())
+                .await
+        }
+        Some(p) => {
+            sqlx::query(&format!(
+                "SELECT {COLS} FROM image_image WHERE owner = $1 \
+             OR visibility IN ('public', 'community') \
+             OR (visibility = 'shared' AND id IN \
+                 (SELECT image_id FROM image_member WHERE member_id = $1))"
+            ))
+            .bind(p)
             .fetch_all(store.pool())
-            .await,
-        Some(p) => sqlx::query(&format!(
-            "SELECT {COLS} FROM image_image WHERE owner = $1 OR visibility IN ('public', 'community')"
-        ))
-        .bind(p)
-        .fetch_all(store.pool())
-        .await,
+            .await
+        }
     }
     .map_err(from_sqlx)?;
     rows.iter().map(row).collect()
@@ -170,7 +180,7 @@ pub async fn update(store: &Store, img: &Image, expected_updated_at: i64) -> Res
 }
 
 /// Deletes an image unless it is protected (checked again in the transaction, so a concurrent
-/// `protected: true` wins).
+/// `protected: true` wins), and its members with it.
 pub async fn delete(store: &Store, id: &str) -> Result<()> {
     let id = id.to_string();
     store
@@ -196,6 +206,11 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
                         Error::not_found("image", id.clone())
                     });
                 }
+                sqlx::query("DELETE FROM image_member WHERE image_id = $1")
+                    .bind(&id)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?;
                 tx.record(KIND, &id, Op::Delete).await
             })
         })
@@ -304,4 +319,123 @@ pub async fn reset_interrupted_uploads(store: &Store, at: i64) -> Result<Vec<Str
             })
         })
         .await
+}
+
+/// What a [`transition`] writes to the data columns besides the status.
+#[derive(Debug, Clone)]
+pub enum DataChange {
+    /// Leaves them as they are.
+    Keep,
+    /// Sets only `size` (what was staged).
+    Size(i64),
+    /// Sets size, virtual size and hashes (the data is in the store).
+    Set(DataInfo),
+    /// Clears them all (the data is gone).
+    Clear,
+}
+
+/// Moves the image from status `from` to `to` if it is still in `from`, writing `data` and
+/// setting (`Some`) or removing (`None`) the properties in `props`, in one transaction: the
+/// claims and outcomes of staging and import. `Ok(false)` when the image was not in `from` (or
+/// is gone). `updated_at` always moves forward, so optimistic updates see the change.
+pub async fn transition(
+    store: &Store,
+    id: &str,
+    from: &str,
+    to: &str,
+    data: DataChange,
+    props: &[(&str, Option<&str>)],
+    at: i64,
+) -> Result<bool> {
+    let (id, from, to) = (id.to_string(), from.to_string(), to.to_string());
+    let props: Vec<(String, Option<String>)> = props
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect();
+    store
+        .write(move |tx| {
+            let (id, from, to, data, props) = (
+                id.clone(),
+                from.clone(),
+                to.clone(),
+                data.clone(),
+                props.clone(),
+            );
+            Box::pin(async move {
+                let Some(r) =
+                    sqlx::query("SELECT properties FROM image_image WHERE id = $1 AND status = $2")
+                        .bind(&id)
+                        .bind(&from)
+                        .fetch_optional(tx.conn())
+                        .await
+                        .map_err(from_sqlx)?
+                else {
+                    return Ok(false);
+                };
+                let text: String = r.try_get("properties").map_err(from_sqlx)?;
+                let mut properties: Map<String, Value> = serde_json::from_str(&text)
+                    .map_err(|e| Error::internal(format!("image properties: {e}")))?;
+                for (k, v) in &props {
+                    match v {
+                        Some(v) => properties.insert(k.clone(), Value::from(v.clone())),
+                        None => properties.remove(k),
+                    };
+                }
+                let base = "UPDATE image_image SET status = $3, properties = $4, \
+                    updated_at = CASE WHEN updated_at >= $5 THEN updated_at + 1 ELSE $5 END";
+                let cond = "WHERE id = $1 AND status = $2";
+                let sql = match &data {
+                    DataChange::Keep => format!("{base} {cond}"),
+                    DataChange::Size(_) => format!("{base}, size = $6 {cond}"),
+                    DataChange::Set(_) => format!(
+                        "{base}, size = $6, virtual_size = $7, checksum = $8, \
+                         os_hash_algo = $9, os_hash_value = $10 {cond}"
+                    ),
+                    DataChange::Clear => format!(
+                        "{base}, size = NULL, virtual_size = NULL, checksum = NULL, \
+                         os_hash_algo = NULL, os_hash_value = NULL {cond}"
+                    ),
+                };
+                let mut q = sqlx::query(&sql)
+                    .bind(&id)
+                    .bind(&from)
+                    .bind(&to)
+                    .bind(Value::Object(properties).to_string())
+                    .bind(at);
+                match &data {
+                    DataChange::Size(n) => q = q.bind(*n),
+                    DataChange::Set(info) => {
+                        q = q
+                            .bind(info.size)
+                            .bind(info.virtual_size)
+                            .bind(info.checksum.clone())
+                            .bind(info.os_hash_algo.clone())
+                            .bind(info.os_hash_value.clone())
+                    }
+                    DataChange::Keep | DataChange::Clear => {}
+                }
+                let n = q
+                    .execute(tx.conn())
+                    .await
+                    .map_err(from_sqlx)?
+                    .rows_affected();
+                if n > 0 {
+                    tx.record(KIND, &id, Op::Update).await?;
+                }
+                Ok(n > 0)
+            })
+        })
+        .await
+}
+
+/// The ids of the images in `status`.
+pub async fn ids_in_status(store: &Store, status: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM image_image WHERE status = $1")
+        .bind(status)
+        .fetch_all(store.pool())
+        .await
+        .map_err(from_sqlx)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("id").map_err(from_sqlx))
+        .collect()
 }

@@ -1,12 +1,18 @@
 //! Glance v2, wire-compatible: version discovery, image records (create, list with Glance's
-//! filters, sorting and paging, show, JSON-patch update, delete), image tags, and the image
-//! schemas clients fetch, and image data: upload (`PUT …/file`, streamed into an [`ImageStore`]
-//! while size, md5, sha512 and the virtual size are computed) and download (`GET …/file`, with
-//! ranges). Interoperable import (`/stage`, `/import`) is not served yet.
+//! filters, sorting and paging, show, JSON-patch update, delete), image tags, image members
+//! (sharing `shared` images with other projects, who accept or reject them), the schemas
+//! clients fetch, and image data: upload (`PUT …/file`, streamed into an [`ImageStore`] while
+//! size, md5, sha512 and the virtual size are computed), download (`GET …/file`, with ranges)
+//! and interoperable import with the `glance-direct` method (`PUT …/stage` into the store's
+//! staging area, `POST …/import` finishing in a spawned task; `GET /v2/info/import` and
+//! `/v2/info/stores` describe it). Not served: tasks, metadefs, locations, the image cache, and
+//! the import methods that fetch over the network (`web-download`, `glance-download`) or need a
+//! second store (`copy-image`).
 //!
 //! Rooms: `api/` holds the routes and wire views, `model` the image record and Glance's rules
-//! (formats, visibility, reserved attributes), `db` the queries, `data` the image-data stores, `extract` the auth and body
-//! extractors, `error` Glance's (webob's) error bodies.
+//! (formats, visibility, members, reserved attributes), `db` the queries (`db::members` for
+//! sharing), `data` the image-data stores, `extract` the auth and body extractors, `error`
+//! Glance's (webob's) error bodies.
 //!
 //! Tokens are validated by the identity service through [`strata_api::TokenValidator`], in
 //! memory: this crate never reads identity tables.
@@ -58,9 +64,19 @@ impl ImageService {
     }
 
     /// Recovers from a crash of the process that owned the database: uploads cut off mid-way
-    /// go back to `queued` and their temp files are removed. Call once at start, before
-    /// serving, and only where this process is the only writer (`strata up`).
+    /// go back to `queued` and their temp files are removed; so do stages cut off mid-way and
+    /// imports that were running (their staged data is removed, and staged data whose image is
+    /// no longer `uploading`). Call once at start, before serving, and only where this process
+    /// is the only writer (`strata up`).
     pub async fn recover(&self) -> strata_core::Result<()> {
+        let imports = api::import::recover(self).await?;
+        if imports.images > 0 || imports.staged > 0 {
+            tracing::info!(
+                images = imports.images,
+                staged = imports.staged,
+                "recovered stages and imports interrupted by a crash"
+            );
+        }
         let reset =
             db::reset_interrupted_uploads(&self.0.store, strata_core::time::now_micros()).await?;
         let swept =

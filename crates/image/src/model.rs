@@ -249,14 +249,37 @@ pub fn is_reserved(key: &str) -> bool {
     RESERVED.contains(&key) || key.starts_with(RESERVED_NAMESPACE)
 }
 
-/// Whether the caller may see `img` (show, and listing with the matching filter): admins see
-/// everything, others their own project's images and public and community ones. Shared images
-/// are seen by their owner only until image members exist.
-pub fn can_see(ctx: &AuthContext, img: &Image) -> bool {
+/// Whether the caller may see `img` (show, download, and listing with the matching filter):
+/// admins see everything, others their own project's images, public and community ones, and
+/// shared ones their project is a member of (`member`: a membership exists, whatever its
+/// status), as Glance's `is_image_visible` decides.
+pub fn can_see(ctx: &AuthContext, img: &Image, member: bool) -> bool {
     ctx.is_admin()
         || ctx.project_id() == Some(img.owner.as_str())
         || img.visibility == "public"
         || img.visibility == "community"
+        || (img.visibility == "shared" && member)
+}
+
+/// Whether seeing `img` depends on a membership (so the caller must look one up): a shared
+/// image of another project, for a non-admin.
+pub fn needs_membership(ctx: &AuthContext, img: &Image) -> bool {
+    !ctx.is_admin() && img.visibility == "shared" && ctx.project_id() != Some(img.owner.as_str())
+}
+
+/// The statuses of an image membership.
+pub const MEMBER_STATUSES: &[&str] = &["pending", "accepted", "rejected"];
+
+/// Glance's `add_member` and `delete_member`: `role:admin or (role:member and
+/// project_id:%(project_id)s)`, the image's owner.
+pub fn can_manage_members(ctx: &AuthContext, img: &Image) -> bool {
+    can_modify(ctx, img)
+}
+
+/// Glance's `modify_member`: `role:admin or (role:member and project_id:%(member_id)s)`, the
+/// member project itself (`member`: the caller's project is a member of the image).
+pub fn can_set_member_status(ctx: &AuthContext, member: bool) -> bool {
+    ctx.is_admin() || (ctx.has_role("member") && member)
 }
 
 /// Glance's `modify_image`, `delete_image` and tag rules: `role:admin or (role:member and

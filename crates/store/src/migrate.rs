@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(6, "0006_identity_trusts"),
     portable!(7, "0007_identity_access_rules"),
     portable!(8, "0008_image"),
+    portable!(9, "0009_image_members"),
 ];
 
 impl Store {

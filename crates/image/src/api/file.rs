@@ -6,9 +6,8 @@
 //! stream, the size cap, a store error, the client going away (the handler future is dropped)
 //! — removes the data and puts the image back to `queued`, as Glance's `_restore` does.
 //!
-//! TODO-correctness: a process that dies mid-upload leaves the image `saving` (and a temp file
-//! in the store dir); a startup sweep should put such images back to `queued` and remove
-//! `.*.tmp` files.
+//! A process that dies mid-upload leaves the image `saving` and a temp file in the store dir;
+//! [`crate::ImageService::recover`] puts such images back to `queued` and removes the temp file.
 
 use crate::data::Digest;
 use crate::db::{self, DataInfo};
@@ -77,10 +76,7 @@ pub async fn image_upload(
             format!("Invalid content type {ct}"),
         ));
     }
-    let img = match db::get(svc.store(), &id).await? {
-        Some(img) if model::can_see(&ctx, &img) => img,
-        _ => return Err(GlanceError::image_not_found(&id)),
-    };
+    let img = crate::api::images::visible(&svc, &ctx, &id).await?;
     if !model::can_modify(&ctx, &img) {
         return Err(GlanceError::policy("upload_image"));
     }
@@ -207,10 +203,7 @@ pub async fn image_download(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> GlanceResult<Response> {
-    let img = match db::get(svc.store(), &id).await? {
-        Some(img) if model::can_see(&ctx, &img) => img,
-        _ => return Err(GlanceError::image_not_found(&id)),
-    };
+    let img = crate::api::images::visible(&svc, &ctx, &id).await?;
     if img.status == "deactivated" && !ctx.is_admin() {
         return Err(GlanceError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",

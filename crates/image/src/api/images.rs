@@ -39,6 +39,10 @@ pub fn view(img: &Image) -> Value {
     m.insert("self".into(), format!("/v2/images/{}", img.id).into());
     m.insert("file".into(), format!("/v2/images/{}/file", img.id).into());
     m.insert("schema".into(), "/v2/schemas/image".into());
+    // Where the data is, as multi-store Glance shows it (`GET /v2/info/stores` lists the store).
+    if matches!(img.status.as_str(), "active" | "deactivated") && img.size.is_some() {
+        m.insert("stores".into(), crate::data::STORE_ID.into());
+    }
     Value::Object(m)
 }
 
@@ -52,18 +56,40 @@ fn image_response(status: StatusCode, img: &Image) -> Response {
     resp
 }
 
+/// The image if the caller may see it; `None` when it does not exist or is hidden from them
+/// (other projects' private images, shared ones their project is no member of).
+pub(crate) async fn find_visible(
+    svc: &ImageService,
+    ctx: &AuthContext,
+    id: &str,
+) -> GlanceResult<Option<Image>> {
+    let Some(img) = db::get(svc.store(), id).await? else {
+        return Ok(None);
+    };
+    let member = match ctx.project_id() {
+        Some(p) if model::needs_membership(ctx, &img) => {
+            db::members::get(svc.store(), id, p).await?.is_some()
+        }
+        _ => false,
+    };
+    Ok(model::can_see(ctx, &img, member).then_some(img))
+}
+
 /// The image if the caller may see it; 404 otherwise, as Glance hides other projects' private
 /// images.
-async fn visible(svc: &ImageService, ctx: &AuthContext, id: &str) -> GlanceResult<Image> {
-    match db::get(svc.store(), id).await? {
-        Some(img) if model::can_see(ctx, &img) => Ok(img),
-        _ => Err(GlanceError::image_not_found(id)),
-    }
+pub(crate) async fn visible(
+    svc: &ImageService,
+    ctx: &AuthContext,
+    id: &str,
+) -> GlanceResult<Image> {
+    find_visible(svc, ctx, id)
+        .await?
+        .ok_or_else(|| GlanceError::image_not_found(id))
 }
 
 /// The image if the caller may change it: 404 when they may not see it, 403 when they may see
 /// but not change it (another project's public image).
-async fn modifiable(
+pub(crate) async fn modifiable(
     svc: &ImageService,
     ctx: &AuthContext,
     id: &str,
@@ -197,6 +223,11 @@ pub async fn image_delete(
     // without records would collect it.
     if let Err(e) = svc.data().delete(&id).await {
         tracing::warn!(image = %id, error = %e, "removing the data of a deleted image");
+    }
+    if let Some(staging) = svc.data().staging() {
+        if let Err(e) = staging.delete(&id).await {
+            tracing::warn!(image = %id, error = %e, "removing the staged data of a deleted image");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -756,14 +787,33 @@ pub async fn image_list(
         }
     }
     let tags = all(&pairs, "tag");
+    let member_status = one(&pairs, "member_status").unwrap_or("accepted");
+    if member_status != "all" && !model::MEMBER_STATUSES.contains(&member_status) {
+        return Err(GlanceError::bad_request(format!(
+            "Invalid status: {member_status}"
+        )));
+    }
     let project = ctx.project_id();
     let admin = ctx.is_admin();
     let candidates = db::list_candidates(svc.store(), if admin { None } else { project }).await?;
+    // The caller's memberships: any of them makes a shared image visible (show, marker); only
+    // those with the wanted status list it, as Glance's `member_status` filter does.
+    let memberships = match project {
+        Some(p) if !admin => db::members::statuses_of(svc.store(), p).await?,
+        _ => Default::default(),
+    };
+    let can_see = |img: &Image| model::can_see(&ctx, img, memberships.contains_key(&img.id));
+    let listed_member = |img: &Image| {
+        img.visibility == "shared"
+            && memberships
+                .get(&img.id)
+                .is_some_and(|s| member_status == "all" || s == member_status)
+    };
     let marker = match one(&pairs, "marker") {
         Some(m) => Some(
             candidates
                 .iter()
-                .find(|i| i.id == m && model::can_see(&ctx, i))
+                .find(|i| i.id == m && can_see(i))
                 .cloned()
                 .ok_or_else(|| {
                     GlanceError::bad_request(format!("Marker {m} could not be found."))
@@ -775,14 +825,24 @@ pub async fn image_list(
     let mut images: Vec<Image> = candidates
         .into_iter()
         .filter(|img| match visibility {
-            // Default listing: own, public and (for admins) everything but other projects'
+            // Default listing: own, public, shared with the caller's project (accepted, unless
+            // `member_status` says otherwise) and (for admins) everything but other projects'
             // community images; community images only when asked for.
             None => {
-                owned(img) || img.visibility == "public" || (admin && img.visibility != "community")
+                owned(img)
+                    || img.visibility == "public"
+                    || listed_member(img)
+                    || (admin && img.visibility != "community")
             }
-            Some("all") => model::can_see(&ctx, img),
+            Some("all") => {
+                admin
+                    || owned(img)
+                    || img.visibility == "public"
+                    || img.visibility == "community"
+                    || listed_member(img)
+            }
             Some(v @ ("public" | "community")) => img.visibility == v,
-            Some(v) => img.visibility == v && (admin || owned(img)),
+            Some(v) => img.visibility == v && (admin || owned(img) || listed_member(img)),
         })
         .filter(|img| match os_hidden {
             None => !img.os_hidden,

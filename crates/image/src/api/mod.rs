@@ -3,6 +3,8 @@
 
 pub mod file;
 pub mod images;
+pub mod import;
+pub mod members;
 pub mod schemas;
 pub mod versions;
 
@@ -41,8 +43,27 @@ pub fn router() -> Router<ImageService> {
             "/v2/images/{image_id}/file",
             get(file::image_download).put(file::image_upload.layer(DefaultBodyLimit::disable())),
         )
+        .route(
+            "/v2/images/{image_id}/stage",
+            put(import::image_stage.layer(DefaultBodyLimit::disable())),
+        )
+        .route("/v2/images/{image_id}/import", post(import::image_import))
+        .route(
+            "/v2/images/{image_id}/members",
+            get(members::member_list).post(members::member_create),
+        )
+        .route(
+            "/v2/images/{image_id}/members/{member_id}",
+            get(members::member_show)
+                .put(members::member_update)
+                .delete(members::member_delete),
+        )
+        .route("/v2/info/import", get(import::info_import))
+        .route("/v2/info/stores", get(import::info_stores))
         .route("/v2/schemas/image", get(schemas::schema_image))
         .route("/v2/schemas/images", get(schemas::schema_images))
+        .route("/v2/schemas/member", get(schemas::schema_member))
+        .route("/v2/schemas/members", get(schemas::schema_members))
         .route(
             "/v2/images/{image_id}/actions/{action}",
             post(images::image_action),

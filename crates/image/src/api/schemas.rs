@@ -1,10 +1,11 @@
-//! `GET /v2/schemas/image` and `/v2/schemas/images`: the JSON schemas glanceclient and Tempest
-//! fetch, spelled as Glance serves them but listing only the attributes this service serves
-//! (no `locations`, `direct_url` or `stores` until image data exists). `model` is the rule
-//! book; these documents must agree with it (a test checks the enums and base attributes).
+//! `GET /v2/schemas/image`, `/v2/schemas/images`, `/v2/schemas/member` and
+//! `/v2/schemas/members`: the JSON schemas glanceclient and Tempest fetch, spelled as Glance
+//! serves them but listing only the attributes this service serves (no `locations` or
+//! `direct_url`: there is no locations API). `model` is the rule book; these documents must
+//! agree with it (a test checks the enums and base attributes).
 
 use crate::extract::Auth;
-use crate::model::{CONTAINER_FORMATS, DISK_FORMATS, STATUSES};
+use crate::model::{CONTAINER_FORMATS, DISK_FORMATS, MEMBER_STATUSES, STATUSES};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -41,6 +42,7 @@ pub fn image_schema() -> Value {
             "tags": {"type": "array", "description": "List of strings related to the image", "items": {"type": "string", "maxLength": 255}},
             "self": {"type": "string", "readOnly": true, "description": "An image self url"},
             "file": {"type": "string", "readOnly": true, "description": "An image file url"},
+            "stores": {"type": "string", "readOnly": true, "description": "Store in which image data resides.  Only present when the operator has enabled multiple stores.  May be a comma-separated list of store identifiers."},
             "schema": {"type": "string", "readOnly": true, "description": "An image schema url"},
             "min_ram": {"type": "integer", "description": "Amount of ram (in MB) required to boot image."},
             "min_disk": {"type": "integer", "description": "Amount of disk space (in GB) required to boot image."}
@@ -74,5 +76,41 @@ pub async fn schema_images(_auth: Auth) -> Json<Value> {
             {"rel": "next", "href": "{next}"},
             {"rel": "describedby", "href": "{schema}"}
         ]
+    }))
+}
+
+/// The image member schema document.
+pub fn member_schema() -> Value {
+    json!({
+        "name": "member",
+        "properties": {
+            "created_at": {"type": "string", "description": "Date and time of image member creation"},
+            "image_id": {
+                "type": "string",
+                "description": "An identifier for the image",
+                "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
+            },
+            "member_id": {"type": "string", "description": "An identifier for the image member (tenantId)"},
+            "schema": {"type": "string", "readOnly": true},
+            "status": {"type": "string", "description": "The status of this image member", "enum": MEMBER_STATUSES},
+            "updated_at": {"type": "string", "description": "Date and time of last modification of image member"}
+        }
+    })
+}
+
+/// `GET /v2/schemas/member`.
+pub async fn schema_member(_auth: Auth) -> Json<Value> {
+    Json(member_schema())
+}
+
+/// `GET /v2/schemas/members`.
+pub async fn schema_members(_auth: Auth) -> Json<Value> {
+    Json(json!({
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member_schema()},
+            "schema": {"type": "string"}
+        },
+        "links": [{"rel": "describedby", "href": "{schema}"}]
     }))
 }

@@ -8,8 +8,9 @@ use serde_json::json;
 
 /// The v2 minor versions advertised, newest first. v2.7 is the image shape served (community
 /// visibility from v2.5, `os_hidden` from v2.7); Glance lists the same ids. Interoperable image
-/// import (v2.6) is not served yet and clients detect that from the missing import methods, not
-/// from this list.
+/// import (v2.6) is served with the `glance-direct` method; clients read the methods from
+/// `GET /v2/info/import`. Not advertised: v2.8+ (multi-store import into chosen stores, and the
+/// tasks API of v2.12, which Tempest would then check).
 const VERSIONS: &[(&str, &str)] = &[
     ("v2.7", "CURRENT"),
     ("v2.6", "SUPPORTED"),
