@@ -50,6 +50,13 @@ pub trait ImageStore: Send + Sync + 'static {
         Box::pin(async { Ok(0) })
     }
 
+    /// The blob of `id` as a local file, when the store keeps it as one (readers that can
+    /// copy file to file, such as a volume backend, then avoid streaming it through memory).
+    /// Only blobs written whole are named; `None` otherwise.
+    fn local_path(&self, _id: &str) -> Option<PathBuf> {
+        None
+    }
+
     /// The ids of the blobs this store holds (complete ones only). Read-only.
     fn list(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async { Ok(Vec::new()) })
@@ -135,6 +142,10 @@ async fn read_dir_if_any(dir: &std::path::Path) -> io::Result<Option<tokio::fs::
 }
 
 impl ImageStore for LocalStore {
+    fn local_path(&self, id: &str) -> Option<PathBuf> {
+        self.path(id).ok().filter(|p| p.is_file())
+    }
+
     fn staging(&self) -> Option<&dyn ImageStore> {
         self.staging.as_deref().map(|s| s as &dyn ImageStore)
     }
@@ -274,13 +285,43 @@ impl ImageStore for NoStore {
     }
 }
 
-/// What the upload path computes while the bytes stream by.
+/// What the upload path computes while the bytes stream by. md5 is computed inline; sha512,
+/// the costlier of the two, on a thread of its own fed through a bounded channel, so an upload
+/// keeps two cores busy instead of serialising both hashes on one (the hashes, not the disk,
+/// bound upload speed). The thread starts with the first chunk and ends with [`Digest::finish`]
+/// or when the digest is dropped.
 pub struct Digest {
     md5: md5::Md5,
-    sha512: sha2::Sha512,
+    sha512: Option<Sha512Worker>,
     pub size: u64,
     /// The first bytes of the image, for format headers.
     head: Vec<u8>,
+}
+
+struct Sha512Worker {
+    tx: std::sync::mpsc::SyncSender<Bytes>,
+    done: std::thread::JoinHandle<Vec<u8>>,
+}
+
+/// Chunks queued for the sha512 thread before `update` waits for it (with 64 KiB chunks, 4 MiB).
+const SHA_QUEUE: usize = 64;
+
+impl Sha512Worker {
+    fn start() -> Sha512Worker {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(SHA_QUEUE);
+        let done = std::thread::Builder::new()
+            .name("sha512".into())
+            .spawn(move || {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha512::new();
+                while let Ok(chunk) = rx.recv() {
+                    h.update(&chunk);
+                }
+                h.finalize().to_vec()
+            })
+            .expect("spawning the sha512 thread");
+        Sha512Worker { tx, done }
+    }
 }
 
 /// How many leading bytes are kept for [`Digest::virtual_size`].
@@ -291,7 +332,7 @@ impl Default for Digest {
         use sha2::Digest as _;
         Digest {
             md5: md5::Md5::new(),
-            sha512: sha2::Sha512::new(),
+            sha512: None,
             size: 0,
             head: Vec::new(),
         }
@@ -303,10 +344,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Digest {
-    pub fn update(&mut self, chunk: &[u8]) {
+    pub fn update(&mut self, chunk: &Bytes) {
         use sha2::Digest as _;
+        let worker = self.sha512.get_or_insert_with(Sha512Worker::start);
+        // A clone of `Bytes` shares the buffer; the send waits only when the thread is
+        // SHA_QUEUE chunks behind.
+        let _ = worker.tx.send(chunk.clone());
         self.md5.update(chunk);
-        self.sha512.update(chunk);
         self.size += chunk.len() as u64;
         if self.head.len() < HEAD {
             let take = (HEAD - self.head.len()).min(chunk.len());
@@ -317,7 +361,14 @@ impl Digest {
     /// `(checksum, os_hash_value)`: hex md5 and hex sha512.
     pub fn finish(self) -> (String, String) {
         use sha2::Digest as _;
-        (hex(&self.md5.finalize()), hex(&self.sha512.finalize()))
+        let sha = match self.sha512 {
+            Some(w) => {
+                drop(w.tx);
+                w.done.join().expect("the sha512 thread panicked")
+            }
+            None => sha2::Sha512::new().finalize().to_vec(),
+        };
+        (hex(&self.md5.finalize()), hex(&sha))
     }
 
     /// The size the image has as a disk: the qcow2 header's size for qcow2 data, the byte size
@@ -360,12 +411,22 @@ mod tests {
     #[test]
     fn digests_across_chunks() {
         let mut d = Digest::default();
-        d.update(b"hello ");
-        d.update(b"world");
+        d.update(&Bytes::from_static(b"hello "));
+        d.update(&Bytes::from_static(b"world"));
         assert_eq!(d.size, 11);
         assert_eq!(d.virtual_size(Some("raw")), Some(11));
-        let (md5, _) = d.finish();
+        let (md5, sha512) = d.finish();
         assert_eq!(md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        // Computed on the sha512 thread from the same chunks.
+        assert_eq!(
+            sha512,
+            "309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f\
+             989dd35bc5ff499670da34255b45b0cfd830e81f605dcf7dc5542e93ae9cd76f"
+        );
+        // No data at all: the digests of nothing, without a thread.
+        let (md5, sha512) = Digest::default().finish();
+        assert_eq!(md5, "d41d8cd98f00b204e9800998ecf8427e");
+        assert!(sha512.starts_with("cf83e1357eefb8bd"), "{sha512}");
     }
 
     #[tokio::test]

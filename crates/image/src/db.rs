@@ -218,7 +218,7 @@ pub async fn delete(store: &Store, id: &str) -> Result<()> {
 }
 
 /// Moves the image from status `from` to `to` if it is still in `from` (the upload's claim:
-/// `queued` → `saving`, and back on failure). `Ok(false)` when it was not in `from` (or gone).
+/// `queued` → `saving`, and `saving` → `killed` on failure). `Ok(false)` when it was not in `from` (or gone).
 pub async fn set_status(store: &Store, id: &str, from: &str, to: &str, at: i64) -> Result<bool> {
     let (id, from, to) = (id.to_string(), from.to_string(), to.to_string());
     store
@@ -289,10 +289,11 @@ pub async fn set_data(store: &Store, id: &str, info: &DataInfo, at: i64) -> Resu
         .await
 }
 
-/// Puts images whose upload was cut off by a crash (`saving`) back to `queued`, so the upload
-/// can be retried, as Glance does for a failed upload. Only safe while no upload is running
-/// (at start of the one process owning the database). Returns their ids.
-pub async fn reset_interrupted_uploads(store: &Store, at: i64) -> Result<Vec<String>> {
+/// Marks images whose upload was cut off by a crash (`saving`) `killed`, as a failed upload
+/// ends (the issue's contract; Glance v2 itself would restore them to `queued`). Only safe
+/// while no upload is running (at start of the one process owning the database). Returns
+/// their ids.
+pub async fn kill_interrupted_uploads(store: &Store, at: i64) -> Result<Vec<String>> {
     store
         .write(move |tx| {
             Box::pin(async move {
@@ -304,7 +305,7 @@ pub async fn reset_interrupted_uploads(store: &Store, at: i64) -> Result<Vec<Str
                 for r in &rows {
                     let id: String = strata_store::Row::try_get(r, "id").map_err(from_sqlx)?;
                     sqlx::query(
-                        "UPDATE image_image SET status = 'queued', updated_at = $2 \
+                        "UPDATE image_image SET status = 'killed', updated_at = $2 \
                          WHERE id = $1 AND status = 'saving'",
                     )
                     .bind(&id)

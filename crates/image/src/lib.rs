@@ -64,7 +64,7 @@ impl ImageService {
     }
 
     /// Recovers from a crash of the process that owned the database: uploads cut off mid-way
-    /// go back to `queued` and their temp files are removed; so do stages cut off mid-way and
+    /// end `killed` and their temp files are removed; so do stages cut off mid-way and
     /// imports that were running (their staged data is removed, and staged data whose image is
     /// no longer `uploading`). Call once at start, before serving, and only where this process
     /// is the only writer (`strata up`).
@@ -78,7 +78,7 @@ impl ImageService {
             );
         }
         let reset =
-            db::reset_interrupted_uploads(&self.0.store, strata_core::time::now_micros()).await?;
+            db::kill_interrupted_uploads(&self.0.store, strata_core::time::now_micros()).await?;
         let swept =
             self.0.data.sweep().await.map_err(|e| {
                 strata_core::Error::internal(format!("sweeping the image store: {e}"))

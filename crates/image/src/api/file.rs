@@ -21,8 +21,10 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use std::sync::{Arc, Mutex};
 use strata_core::time::now_micros;
 
-/// Puts an image back to `queued` and removes its data unless disarmed: runs on every failure
-/// path, including the request future being dropped mid-upload.
+/// Marks an image `killed` and removes its data unless disarmed: runs on every failure path,
+/// including the request future being dropped mid-upload. (Glance v2 restores such images to
+/// `queued`; Strata kills them so a half-written upload is never mistaken for a retryable one,
+/// and a client re-creates the image.)
 struct Restore {
     svc: ImageService,
     id: String,
@@ -42,9 +44,9 @@ impl Drop for Restore {
             if let Err(e) = svc.data().delete(&id).await {
                 tracing::warn!(image = %id, error = %e, "removing the data of a failed upload");
             }
-            if let Err(e) = db::set_status(svc.store(), &id, "saving", "queued", now_micros()).await
+            if let Err(e) = db::set_status(svc.store(), &id, "saving", "killed", now_micros()).await
             {
-                tracing::warn!(image = %id, error = %e, "restoring a failed upload to queued");
+                tracing::warn!(image = %id, error = %e, "marking a failed upload killed");
             }
         });
     }

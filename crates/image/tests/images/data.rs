@@ -283,21 +283,30 @@ async fn oversized_upload_leaves_nothing() {
             .upload(&iid, &s.u1, &payload(MAX_IMAGE as usize + 1))
             .await;
         assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-        // Back to queued (Glance's restore), nothing stored; a later upload succeeds.
-        let shown = crate::common::poll_status(&s, &iid, "queued").await;
+        // Killed, nothing stored; the image takes no more data.
+        let shown = crate::common::poll_status(&s, &iid, "killed").await;
         assert_eq!(shown["size"], json!(null));
         assert!(s.stored_files().is_empty(), "{:?}", s.stored_files());
-        let data = payload(MAX_IMAGE as usize);
         assert_eq!(
-            s.upload(&iid, &s.u1, &data).await.status,
-            StatusCode::NO_CONTENT
+            s.upload(&iid, &s.u1, b"retry").await.status,
+            StatusCode::CONFLICT
         );
-        assert_eq!(s.download(&iid, &s.u1, &[]).await.body.len(), data.len());
+        // A killed image can be deleted like any other.
+        let r = s
+            .call(
+                http::Method::DELETE,
+                &format!("/image/v2/images/{iid}"),
+                Some(&s.u1),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
     }
 }
 
 #[tokio::test]
-async fn aborted_upload_goes_back_to_queued() {
+async fn aborted_upload_is_killed() {
     use futures::StreamExt;
     use tower::ServiceExt;
     for s in Stack::all().await {
@@ -317,16 +326,11 @@ async fn aborted_upload_goes_back_to_queued() {
             .unwrap();
         let r = s.app.clone().oneshot(req).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let shown = crate::common::poll_status(&s, &iid, "queued").await;
+        let shown = crate::common::poll_status(&s, &iid, "killed").await;
         assert_eq!(shown["checksum"], json!(null));
         assert!(s.stored_files().is_empty(), "{:?}", s.stored_files());
         assert_eq!(
             s.download(&iid, &s.u1, &[]).await.status,
-            StatusCode::NO_CONTENT
-        );
-        // The upload can be retried.
-        assert_eq!(
-            s.upload(&iid, &s.u1, b"again").await.status,
             StatusCode::NO_CONTENT
         );
     }
@@ -366,16 +370,11 @@ async fn start_recovers_uploads_cut_off_by_a_crash() {
         );
         restarted.recover().await.unwrap();
         let r = s.get(&format!("/image/v2/images/{cut}"), &s.u1).await;
-        assert_eq!(r.json["status"], "queued", "{}: {}", s.label(), r.raw);
+        assert_eq!(r.json["status"], "killed", "{}: {}", s.label(), r.raw);
         assert!(!tmp.exists(), "temp file swept");
         assert!(
             s.images.path().join(&whole).exists(),
             "complete blobs are kept"
-        );
-        // The upload can be retried.
-        assert_eq!(
-            s.upload(&cut, &s.u1, b"again").await.status,
-            StatusCode::NO_CONTENT
         );
         let r = s.get(&format!("/image/v2/images/{whole}"), &s.u1).await;
         assert_eq!(r.json["status"], "active");
