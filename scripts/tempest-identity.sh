@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Run Tempest's identity and image tests (tempest.api.identity, tempest.api.image) against a fresh
+# Run Tempest's identity, image and volume tests (tempest.api.identity, tempest.api.image,
+# tempest.api.volume) against a fresh
 # `strata up`, and fail unless every test listed in the *enforced* required lists PASSED (a skip
 # counts as a failure):
 #   tests/tempest/identity-required.txt   always enforced
 #   tests/tempest/image-required.txt      enforced only with STRATA_TEMPEST_ENFORCE_IMAGE=1;
 #                                         otherwise its result is printed (informational)
+#   tests/tempest/volume-required.txt     enforced only with STRATA_TEMPEST_ENFORCE_VOLUME=1;
+#                                         otherwise informational
 # Other tests run too and are reported, but do not decide the exit status.
 #
 # usage: scripts/tempest-identity.sh
@@ -14,16 +17,18 @@
 #                          lines "<status> <test id>", then "# all: ...", "# <suite>: ..." and
 #                          "# required: ..." (the enforced lists summed) counts;
 #                          the raw subunit v2 stream goes beside it, to $STRATA_TEMPEST_OUT.subunit
-#        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.(identity|image)')
+#        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.(identity|image|volume)')
 #        STRATA_TEMPEST_ENFORCE_IMAGE=1  also require tests/tempest/image-required.txt
+#        STRATA_TEMPEST_ENFORCE_VOLUME=1  also require tests/tempest/volume-required.txt
 #        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${STRATA_VENV:-/var/tmp/strata-venv}
 BIN=${STRATA_BIN:-${CARGO_TARGET_DIR:-/var/tmp/strata-target}/debug/strata}
-REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image)'}
+REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image|volume)'}
 ENFORCE_IMAGE=${STRATA_TEMPEST_ENFORCE_IMAGE:-0}
+ENFORCE_VOLUME=${STRATA_TEMPEST_ENFORCE_VOLUME:-0}
 REQ_DIR=$ROOT/tests/tempest
 SHARED=$ROOT/../shared/conformance/interop-required-tests.txt
 PY=$VENV/bin/python
@@ -33,7 +38,7 @@ die() { say "$*" >&2; exit 2; }
 
 [ -x "$BIN" ] || die "no strata binary at $BIN (build it, or set STRATA_BIN)"
 [ -x "$VENV/bin/tempest" ] || die "no tempest in $VENV (scripts/test.sh creates the venv)"
-for suite in identity image; do
+for suite in identity image volume; do
   REQUIRED=$REQ_DIR/$suite-required.txt
   [ -f "$REQUIRED" ] || die "missing $REQUIRED"
   # Our copy of the required list must cover every id of the suite in the shared list, when present.
@@ -115,13 +120,36 @@ EOF
 export PATH=$VENV/bin:$PATH
 tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-tempest-$$" "$WS" >/dev/null
 mkdir -p "$WORK/locks"
-"$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" --out "$WS/etc/tempest.conf"
+# A small public qcow2 image for the volume-from-image tests ([compute] image_ref).
+qemu-img create -q -f qcow2 "$WORK/tempest-image.qcow2" 64M \
+  || die "qemu-img is needed (the volume backend uses it too)"
+"$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" \
+  --image-file "$WORK/tempest-image.qcow2" --out "$WS/etc/tempest.conf"
 
 say "tempest run --regex '$REGEX' --concurrency 2 (log: $WORK/tempest-run.log)"
 t0=$SECONDS
 trc=0
 (cd "$WS" && tempest run --regex "$REGEX" --concurrency 2) >"$WORK/tempest-run.log" 2>&1 || trc=$?
 say "tempest run exited $trc after $((SECONDS - t0)) s"
+
+# Two volume classes (required tests among them) ask for a default network and are skipped
+# unless Tempest believes Neutron is available. Run them again with `neutron = true` (no network
+# is created: create_isolated_networks = false); their results replace the skips. Tempest's
+# credential cleanup then lists security groups through Neutron, which is not served yet, so
+# their tearDownClass fails: reported as such.
+NET_REGEX='^tempest\.api\.volume\.(test_volumes_actions\.VolumesActionsTest|test_volumes_snapshots\.VolumesSnapshotTestJSON)\.'
+: >"$WORK/results-net.csv"
+if echo "tempest.api.volume.test_volumes_actions.VolumesActionsTest.x" | grep -Eq "$REGEX"; then
+  WS2=$WORK/workspace-net
+  tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-tempest-net-$$" "$WS2" >/dev/null
+  "$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" \
+    --neutron --out "$WS2/etc/tempest.conf"
+  say "tempest run --regex '$NET_REGEX' with neutron = true (log: $WORK/tempest-run-net.log)"
+  (cd "$WS2" && tempest run --regex "$NET_REGEX" --concurrency 2) >"$WORK/tempest-run-net.log" 2>&1 || true
+  (cd "$WS2" && stestr last --subunit) >"$WORK/results-net.subunit" \
+    || die "could not read the stestr results (see $WORK/tempest-run-net.log)"
+  subunit2csv <"$WORK/results-net.subunit" >"$WORK/results-net.csv" || true
+fi
 stop_server
 
 # --- results ---------------------------------------------------------------------------------
@@ -130,13 +158,14 @@ stop_server
 subunit2csv <"$WORK/results.subunit" >"$WORK/results.csv" || true   # exits 1 when any test failed
 head -1 "$WORK/results.csv" | grep -q '^test,status' \
   || die "could not convert the stestr results (see $WORK/tempest-run.log)"
-cp "$WORK/results.subunit" "$OUT.subunit"
+cat "$WORK/results.subunit" "$WORK/results-net.subunit" 2>/dev/null >"$OUT.subunit" || true
 
-"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" <<'EOF'
+"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" "$ENFORCE_VOLUME" "$WORK/results-net.csv" <<'EOF'
 import csv, os, re, sys
-results_csv, req_dir, out, enforce_image = sys.argv[1:5]
-# (suite, enforced?) -- the identity list always decides the exit status, the image one on request
-SUITES = [("identity", True), ("image", enforce_image == "1")]
+results_csv, req_dir, out, enforce_image, enforce_volume, net_csv = sys.argv[1:7]
+# (suite, enforced?) -- the identity list always decides the exit status, the others on request
+SUITES = [("identity", True), ("image", enforce_image == "1"),
+          ("volume", enforce_volume == "1")]
 
 def key(test_id):
     """(dotted name, idempotent id) of 'a.b.C.test_x[id-UUID,smoke]'."""
@@ -149,6 +178,10 @@ rows = list(csv.DictReader(open(results_csv)))
 status = {}
 for r in rows:
     status[r["test"]] = r["status"]
+# The second pass (the network-asking volume classes) replaces what the first one skipped.
+if os.path.getsize(net_csv) > 0:
+    for r in csv.DictReader(open(net_csv)):
+        status[r["test"]] = r["status"]
 by_key = {key(t): s for t, s in status.items()}
 by_name = {key(t)[0]: s for t, s in status.items()}
 

@@ -18,6 +18,11 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// Present on a request whose path had trailing slashes trimmed before routing, for services
+/// that answer such paths differently (Cinder's `GET /volumes/` is a 404).
+#[derive(Debug, Clone, Copy)]
+pub struct TrimmedSlash;
+
 /// Builds the application: `/healthz`, `/metrics`, each service nested under its prefix, a JSON
 /// 404 for everything else; all of it wrapped with request ids, access logs, metrics and the
 /// body limit. Trailing slashes are trimmed before routing (`/identity/v3/` is `/identity/v3`).
@@ -73,6 +78,7 @@ fn trim_trailing_slash(mut req: Request) -> Request {
             parts.path_and_query = Some(pq);
             if let Ok(uri) = Uri::from_parts(parts) {
                 *req.uri_mut() = uri;
+                req.extensions_mut().insert(TrimmedSlash);
             }
         }
     }

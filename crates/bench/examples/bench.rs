@@ -3,10 +3,11 @@
 //! ```text
 //! cargo run -p strata-bench --example bench -- identity --clouds-yaml DIR/clouds.yaml --server-pid PID
 //! cargo run -p strata-bench --example bench -- up --bin target/debug/strata --data-dir "$(mktemp -d)"
+//! cargo run -p strata-bench --example bench -- storage --bin target/debug/strata --data-dir /var/tmp/sb
 //! ```
 
 use clap::Parser;
-use strata_bench::{IdentityBenchArgs, UpBenchArgs};
+use strata_bench::{IdentityBenchArgs, StorageBenchArgs, UpBenchArgs};
 
 #[derive(Parser)]
 #[command(about = "Strata benchmarks")]
@@ -15,6 +16,8 @@ enum Cli {
     Identity(IdentityBenchArgs),
     /// Time from spawning `strata up` to its first token
     Up(UpBenchArgs),
+    /// Image and volume data paths against `cp` on the same disk
+    Storage(StorageBenchArgs),
 }
 
 #[tokio::main]
@@ -22,5 +25,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Identity(args) => strata_bench::run_identity(args).await,
         Cli::Up(args) => strata_bench::run_up(args).await,
+        Cli::Storage(args) => strata_bench::run_storage(args).await,
     }
 }

@@ -2,13 +2,16 @@
 //!
 //! Everything here talks to a real server over HTTP on the loopback, the way a client would:
 //! there are no in-process shortcuts, so the numbers include the HTTP stack, JSON, the database
-//! and the token code. Two benchmarks exist today:
+//! and the token code. Three benchmarks exist today:
 //!
 //! - [`run_identity`] (`strata bench identity`): Keystone v3 token validation and issuance (by
 //!   token and by password) at several concurrency levels for a fixed time each, reporting
 //!   throughput, latency percentiles and, given the server's pid, its resident memory.
 //! - [`run_up`] (`strata bench up`): the time from spawning `strata up` to the first token it
 //!   issues, on a fresh data directory (bootstrap) and then on the existing one.
+//! - [`run_storage`] (`strata bench storage`): image upload and download against `cp` on the
+//!   same disk, with the server's memory during the upload; a volume from that image; and the
+//!   latency of a snapshot, a clone and a volume from the snapshot, and the space they add.
 //!
 //! Output is a Markdown table preceded by a line naming the date, the core count, the CPU model
 //! and the build profile, so a run can be pasted into `docs/benchmarks.md` as it is; `--json`
@@ -26,15 +29,22 @@ mod keystone;
 mod procfs;
 mod report;
 mod stats;
+mod storage;
 mod up;
 
 pub use clouds::{parse_clouds_yaml, select_cloud, CloudAuth};
 pub use identity::{
     measure_identity, run_identity, IdentityBenchArgs, IdentityReport, LevelResult, Scenario,
 };
-pub use procfs::{cpu_model, parse_vmrss_kib, read_vmrss_kib, RssSampler};
+pub use procfs::{
+    cpu_model, parse_cpu_ticks, parse_vmrss_kib, read_cpu_secs, read_vmrss_kib, RssSampler,
+};
 pub use report::HostInfo;
 pub use stats::{percentile, LatencySummary};
+pub use storage::{
+    allocated_bytes, mb_per_s, measure_storage, run_storage, size_gib_for, write_test_file,
+    StorageBenchArgs, StorageReport, Transfer,
+};
 pub use up::{
     measure_up, run_up, time_to_first_token, up_once, MsSummary, UpBenchArgs, UpReport, UpTiming,
 };

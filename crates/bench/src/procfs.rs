@@ -24,6 +24,23 @@ pub fn read_vmrss_kib(pid: u32) -> Option<u64> {
     parse_vmrss_kib(&status)
 }
 
+/// User plus system CPU time, in clock ticks, from the text of `/proc/<pid>/stat` (fields 14
+/// and 15, counted after the parenthesised command name, which may itself hold spaces).
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The CPU time `pid` (all its threads) has used so far, in seconds; `None` if it is gone.
+/// Ticks are taken to be Linux's `USER_HZ` of 100, which every mainstream architecture uses.
+pub fn read_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
 /// The first `model name` in the text of `/proc/cpuinfo` (x86), else the first `Model` or
 /// `Hardware` line (ARM boards), else `None`.
 pub fn cpu_model(cpuinfo: &str) -> Option<String> {
@@ -113,6 +130,17 @@ mod tests {
         let kib = read_vmrss_kib(std::process::id()).expect("own VmRSS");
         assert!(kib > 0);
         assert_eq!(read_vmrss_kib(u32::MAX), None);
+    }
+
+    #[test]
+    fn cpu_ticks() {
+        let stat = "4242 (strata (x) y) S 1 4242 4242 0 -1 4194560 2553 0 0 0 \
+            1234 56 0 0 20 0 9 0 123456 1000000 5000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(1290));
+        assert_eq!(parse_cpu_ticks("1 (x) S 1 2"), None);
+        assert_eq!(parse_cpu_ticks("no parenthesis"), None);
+        assert!(read_cpu_secs(std::process::id()).is_some());
+        assert_eq!(read_cpu_secs(u32::MAX), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub security_compliance: SecurityCompliance,
     pub image: ImageConfig,
+    pub volume: VolumeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +151,60 @@ impl ImageConfig {
     }
 }
 
+/// The block-storage service (Cinder): the local file backend and Cinder's quota defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeConfig {
+    /// Directory holding volume and snapshot files. Unset means `<data_dir>/volumes`;
+    /// `strata server` with neither set refuses to create volume data (volumes go to `error`).
+    pub store_dir: Option<PathBuf>,
+    /// The `qemu-img` binary used to convert images and make copy-on-write overlays.
+    pub qemu_img: String,
+    /// The availability zone volumes are created in (Cinder's `storage_availability_zone`).
+    pub availability_zone: String,
+    /// The host name in `os-vol-host-attr:host` (`<host>@<backend>#<pool>`) and `os-services`.
+    pub host: String,
+    /// Default quotas per project (Cinder's `quota_*`); -1 is unlimited.
+    pub quota_volumes: i64,
+    pub quota_snapshots: i64,
+    pub quota_gigabytes: i64,
+    pub quota_backups: i64,
+    pub quota_backup_gigabytes: i64,
+    pub quota_groups: i64,
+    pub quota_per_volume_gigabytes: i64,
+    /// Bytes per second an image → volume copy may read (Cinder's `volume_copy_bps_limit`),
+    /// so copies do not starve guests of disk bandwidth; 0 is unlimited.
+    pub copy_bps_limit: u64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        Self {
+            store_dir: None,
+            qemu_img: "qemu-img".into(),
+            availability_zone: "nova".into(),
+            host: "strata".into(),
+            quota_volumes: 10,
+            quota_snapshots: 10,
+            quota_gigabytes: 1000,
+            quota_backups: 10,
+            quota_backup_gigabytes: 1000,
+            quota_groups: 10,
+            quota_per_volume_gigabytes: -1,
+            copy_bps_limit: 0,
+        }
+    }
+}
+
+impl VolumeConfig {
+    /// Where volume data lives: `store_dir`, else `<data_dir>/volumes`.
+    pub fn store_dir(&self, data_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+        self.store_dir
+            .clone()
+            .or_else(|| data_dir.map(|d| d.join("volumes")))
+    }
+}
+
 /// Keystone's `[security_compliance]` options, with Keystone's defaults (all off).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -233,6 +288,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "identity",
     "security_compliance",
     "image",
+    "volume",
 ];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a

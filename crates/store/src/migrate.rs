@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(7, "0007_identity_access_rules"),
     portable!(8, "0008_image"),
     portable!(9, "0009_image_members"),
+    portable!(10, "0010_volume"),
 ];
 
 impl Store {

@@ -39,6 +39,9 @@ enum BenchCommand {
     Identity(strata_bench::IdentityBenchArgs),
     /// Time from `strata up` to the first token, on a new and on an existing data dir.
     Up(strata_bench::UpBenchArgs),
+    /// Image upload/download vs `cp`, server RSS while uploading, volume from image,
+    /// snapshot/clone latency and the space they add (starts its own `strata up`).
+    Storage(strata_bench::StorageBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -77,6 +80,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Up(args),
             } => strata_bench::run_up(args).await,
+            Command::Bench {
+                command: BenchCommand::Storage(args),
+            } => strata_bench::run_storage(args).await,
             Command::Db {
                 command:
                     DbCommand::Migrate {

@@ -22,6 +22,16 @@ pub const SERVICES: &[CatalogService] = &[
         name: "glance",
         path: "/image",
     },
+    CatalogService {
+        kind: "block-storage",
+        name: "cinder",
+        path: "/volume/v3/$(project_id)s",
+    },
+    CatalogService {
+        kind: "volumev3",
+        name: "cinderv3",
+        path: "/volume/v3/$(project_id)s",
+    },
 ];
 
 #[derive(clap::Args, Debug)]
@@ -277,8 +287,43 @@ async fn run(
             .await
             .context("recovering interrupted image uploads")?;
     }
+    let backend: Option<Arc<dyn strata_volume::BlockBackend>> = match cfg
+        .volume
+        .store_dir(cfg.server.data_dir.as_deref())
+    {
+        Some(dir) => Some(Arc::new(
+            strata_volume::LocalBackend::new(&dir, cfg.volume.qemu_img.clone())
+                .with_context(|| format!("opening the volume store {}", dir.display()))?,
+        )),
+        None => {
+            tracing::warn!("neither volume.store_dir nor server.data_dir is set: volume data cannot be created");
+            None
+        }
+    };
+    let volume = strata_volume::VolumeService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+        backend,
+        Arc::new(image.clone()),
+        cfg.volume.clone(),
+    );
+    volume
+        .init()
+        .await
+        .context("creating the default volume type")?;
+    if sole_writer {
+        volume
+            .recover()
+            .await
+            .context("recovering interrupted volume work")?;
+    }
     let app = strata_api::assemble(
-        vec![("/identity", identity.router()), ("/image", image.router())],
+        vec![
+            ("/identity", identity.router()),
+            ("/image", image.router()),
+            ("/volume", volume.router()),
+        ],
         cfg.http.max_body_bytes,
     );
     ready(&base_url, boot)?;
