@@ -29,35 +29,22 @@ pub async fn update_volume<F>(svc: &VolumeService, id: &str, f: F) -> CinderResu
 where
     F: Fn(&mut Volume) -> CinderResult<()> + Send + Sync + Clone + 'static,
 {
-    let stash: Arc<Mutex<Option<CinderError>>> = Arc::new(Mutex::new(None));
-    let (id2, s2) = (id.to_string(), stash.clone());
-    let out = svc
-        .store()
-        .write(move |tx| {
-            let (id, f, stash) = (id2.clone(), f.clone(), s2.clone());
-            Box::pin(async move {
-                let Some(mut v) = db::get_volume_tx(tx, &id).await? else {
-                    *stash.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(CinderError::volume_not_found(&id));
-                    return Err(Error::conflict("refused"));
-                };
-                if let Err(e) = f(&mut v) {
-                    *stash.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return Err(Error::conflict("refused"));
-                }
-                v.updated_at = now_micros().max(v.updated_at + 1);
-                db::save_volume(tx, &v).await?;
-                Ok(v)
-            })
+    let id = id.to_string();
+    write(svc, move |tx| {
+        let (id, f) = (id.clone(), f.clone());
+        Box::pin(async move {
+            let Some(mut v) = db::get_volume_tx(tx, &id).await? else {
+                return Ok(Err(CinderError::volume_not_found(&id)));
+            };
+            if let Err(e) = f(&mut v) {
+                return Ok(Err(e));
+            }
+            v.updated_at = now_micros().max(v.updated_at + 1);
+            db::save_volume(tx, &v).await?;
+            Ok(Ok(v))
         })
-        .await;
-    match out {
-        Ok(v) => Ok(v),
-        Err(e) => match stash.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(c) => Err(c),
-            None => Err(e.into()),
-        },
-    }
+    })
+    .await
 }
 
 /// The same for snapshots.
@@ -65,35 +52,22 @@ pub async fn update_snapshot<F>(svc: &VolumeService, id: &str, f: F) -> CinderRe
 where
     F: Fn(&mut Snapshot) -> CinderResult<()> + Send + Sync + Clone + 'static,
 {
-    let stash: Arc<Mutex<Option<CinderError>>> = Arc::new(Mutex::new(None));
-    let (id2, s2) = (id.to_string(), stash.clone());
-    let out = svc
-        .store()
-        .write(move |tx| {
-            let (id, f, stash) = (id2.clone(), f.clone(), s2.clone());
-            Box::pin(async move {
-                let Some(mut s) = db::get_snapshot_tx(tx, &id).await? else {
-                    *stash.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(CinderError::snapshot_not_found(&id));
-                    return Err(Error::conflict("refused"));
-                };
-                if let Err(e) = f(&mut s) {
-                    *stash.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return Err(Error::conflict("refused"));
-                }
-                s.updated_at = now_micros().max(s.updated_at + 1);
-                db::save_snapshot(tx, &s).await?;
-                Ok(s)
-            })
+    let id = id.to_string();
+    write(svc, move |tx| {
+        let (id, f) = (id.clone(), f.clone());
+        Box::pin(async move {
+            let Some(mut s) = db::get_snapshot_tx(tx, &id).await? else {
+                return Ok(Err(CinderError::snapshot_not_found(&id)));
+            };
+            if let Err(e) = f(&mut s) {
+                return Ok(Err(e));
+            }
+            s.updated_at = now_micros().max(s.updated_at + 1);
+            db::save_snapshot(tx, &s).await?;
+            Ok(Ok(s))
         })
-        .await;
-    match out {
-        Ok(s) => Ok(s),
-        Err(e) => match stash.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(c) => Err(c),
-            None => Err(e.into()),
-        },
-    }
+    })
+    .await
 }
 
 /// Runs `f` inside a write; `f`'s own refusals come back as they are.

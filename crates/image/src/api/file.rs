@@ -129,6 +129,16 @@ pub async fn image_upload(
             Some(Cut::Client(why)) => {
                 GlanceError::bad_request(format!("Error in the uploaded data: {why}"))
             }
+            // Glance's StorageFull: 413, nothing kept (the guard kills the image).
+            None if e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded =>
+            {
+                tracing::warn!(image = %id, error = %e, "the image store is full");
+                GlanceError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Image storage media is full: {e}"),
+                )
+            }
             None => {
                 tracing::error!(image = %id, error = %e, "storing image data");
                 GlanceError::new(

@@ -380,3 +380,89 @@ async fn start_recovers_uploads_cut_off_by_a_crash() {
         assert_eq!(r.json["status"], "active");
     }
 }
+
+/// A local store with `room` bytes left: writes past it fail as a full disk does.
+struct FillsUp {
+    inner: strata_image::LocalStore,
+    room: u64,
+}
+
+impl strata_image::ImageStore for FillsUp {
+    fn put<'a>(
+        &'a self,
+        id: &'a str,
+        data: strata_image::data::ByteStream,
+    ) -> strata_image::data::StoreFuture<'a, u64> {
+        use futures::StreamExt;
+        let room = self.room;
+        let mut seen = 0u64;
+        let data = data
+            .map(move |c| {
+                let c = c?;
+                seen += c.len() as u64;
+                if seen > room {
+                    return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+                }
+                Ok(c)
+            })
+            .boxed();
+        self.inner.put(id, data)
+    }
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> strata_image::data::StoreFuture<'a, strata_image::data::ByteStream> {
+        self.inner.get(id, offset, len)
+    }
+    fn delete<'a>(&'a self, id: &'a str) -> strata_image::data::StoreFuture<'a, ()> {
+        self.inner.delete(id)
+    }
+}
+
+#[tokio::test]
+async fn a_full_store_kills_the_upload_and_keeps_nothing() {
+    use tower::ServiceExt;
+    for s in Stack::all().await {
+        let full = strata_image::ImageService::new(
+            s.db.store.clone(),
+            std::sync::Arc::new(s.identity.clone()),
+            "http://test",
+            std::sync::Arc::new(FillsUp {
+                inner: strata_image::LocalStore::new(s.images.path()).unwrap(),
+                room: 100_000,
+            }),
+            MAX_IMAGE,
+        );
+        let app = strata_api::assemble(vec![("/image", full.router())], 1 << 20);
+        let iid = id(&s.image(&s.u1, json!({"disk_format": "raw"})).await);
+        let req = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(format!("/image/v2/images/{iid}/file"))
+            .header("x-auth-token", &s.u1)
+            .header("content-type", "application/octet-stream")
+            .body(axum::body::Body::from(payload(300_000)))
+            .unwrap();
+        let r = app.oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{}", s.label());
+        let shown = crate::common::poll_status(&s, &iid, "killed").await;
+        assert_eq!(shown["size"], json!(null));
+        assert!(s.stored_files().is_empty(), "{:?}", s.stored_files());
+        // What fits still goes in, on the same store.
+        let small = id(&s.image(&s.u1, json!({"disk_format": "raw"})).await);
+        let req = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(format!("/image/v2/images/{small}/file"))
+            .header("x-auth-token", &s.u1)
+            .header("content-type", "application/octet-stream")
+            .body(axum::body::Body::from(payload(50_000)))
+            .unwrap();
+        let r = app_for(&full).oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{}", s.label());
+    }
+}
+
+fn app_for(svc: &strata_image::ImageService) -> axum::Router {
+    strata_api::assemble(vec![("/image", svc.router())], 1 << 20)
+}
