@@ -19,6 +19,7 @@ pub struct Config {
     pub security_compliance: SecurityCompliance,
     pub image: ImageConfig,
     pub volume: VolumeConfig,
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +206,56 @@ impl VolumeConfig {
     }
 }
 
+/// The networking service (Neutron): segmentation, MTUs, MAC addresses and quota defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Type of project networks (`geneve`, `vxlan`, `vlan` or `flat`; Neutron's
+    /// `tenant_network_types`, first entry).
+    pub tenant_network_type: String,
+    /// Physical networks flat networks may use (Neutron's `flat_networks`).
+    pub flat_networks: Vec<String>,
+    /// `physnet:first:last` VLAN ranges (Neutron's `network_vlan_ranges`).
+    pub vlan_ranges: Vec<String>,
+    /// `first:last` VNI ranges of geneve and vxlan networks.
+    pub tunnel_ranges: Vec<String>,
+    /// MTU of the physical network (Neutron's `global_physnet_mtu`); tunnel networks get it
+    /// minus their encapsulation overhead.
+    pub physnet_mtu: u32,
+    /// MAC address prefix of ports (Neutron's `base_mac`); `00` octets are random.
+    pub base_mac: String,
+    /// Default quotas per project (Neutron's `quota_*`); -1 is unlimited.
+    pub quota_network: i64,
+    pub quota_subnet: i64,
+    pub quota_subnetpool: i64,
+    pub quota_port: i64,
+    pub quota_router: i64,
+    pub quota_floatingip: i64,
+    pub quota_security_group: i64,
+    pub quota_security_group_rule: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            tenant_network_type: "geneve".into(),
+            flat_networks: vec!["physnet1".into()],
+            vlan_ranges: vec!["physnet1:1000:2999".into()],
+            tunnel_ranges: vec!["1:65535".into()],
+            physnet_mtu: 1500,
+            base_mac: "fa:16:3e:00:00:00".into(),
+            quota_network: 100,
+            quota_subnet: 100,
+            quota_subnetpool: -1,
+            quota_port: 500,
+            quota_router: 10,
+            quota_floatingip: 50,
+            quota_security_group: 10,
+            quota_security_group_rule: 100,
+        }
+    }
+}
+
 /// Keystone's `[security_compliance]` options, with Keystone's defaults (all off).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -289,6 +340,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "security_compliance",
     "image",
     "volume",
+    "network",
 ];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(8, "0008_image"),
     portable!(9, "0009_image_members"),
     portable!(10, "0010_volume"),
+    portable!(11, "0011_network"),
 ];
 
 impl Store {

@@ -166,6 +166,42 @@ impl Store {
         Ok(out)
     }
 
+    /// Like [`Store::write`], for steps that may *refuse* (a check failed: the client gets
+    /// an error, nothing is written). `f` returns `Ok(Err(refusal))` to roll the transaction
+    /// back and hand the refusal to the caller as `Ok(Err(refusal))`; store failures stay
+    /// `Err`.
+    pub async fn write_or_refuse<T, E, F>(&self, mut f: F) -> Result<std::result::Result<T, E>>
+    where
+        F: for<'t> FnMut(&'t mut Tx) -> TxFuture<'t, std::result::Result<T, E>>,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let refused: std::sync::Arc<std::sync::Mutex<Option<E>>> = Default::default();
+        let r2 = refused.clone();
+        let out = self
+            .write(move |tx| {
+                let fut = f(tx);
+                let refused = r2.clone();
+                Box::pin(async move {
+                    match fut.await? {
+                        Ok(v) => Ok(v),
+                        Err(e) => {
+                            *refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            Err(strata_core::Error::conflict("refused"))
+                        }
+                    }
+                })
+            })
+            .await;
+        match out {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) => match refused.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(r) => Ok(Err(r)),
+                None => Err(e),
+            },
+        }
+    }
+
     /// A receiver that changes whenever a transaction that recorded changes commits in this
     /// process. Its value is the newest such revision. Wake-up only: read the change log for
     /// what happened.

@@ -32,6 +32,11 @@ pub const SERVICES: &[CatalogService] = &[
         name: "cinderv3",
         path: "/volume/v3/$(project_id)s",
     },
+    CatalogService {
+        kind: "network",
+        name: "neutron",
+        path: "/network",
+    },
 ];
 
 #[derive(clap::Args, Debug)]
@@ -318,11 +323,18 @@ async fn run(
             .await
             .context("recovering interrupted volume work")?;
     }
+    let network = strata_network::NetworkService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+        cfg.network.clone(),
+    );
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
             ("/image", image.router()),
             ("/volume", volume.router()),
+            ("/network", network.router()),
         ],
         cfg.http.max_body_bytes,
     );
