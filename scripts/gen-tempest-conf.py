@@ -29,8 +29,8 @@ SECURITY = {
 }
 
 
-def upload_image(auth: dict, uri_v3: str, path: str) -> str:
-    """Creates a public qcow2 image as the admin, uploads `path` into it; returns its id."""
+def admin_session(auth: dict, uri_v3: str) -> tuple[str, list]:
+    """An admin project token and the catalog."""
     body = {"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": auth["username"], "password": auth["password"],
@@ -40,8 +40,32 @@ def upload_image(auth: dict, uri_v3: str, path: str) -> str:
     req = urllib.request.Request(uri_v3 + "/auth/tokens", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=30) as r:
-        token = r.headers["X-Subject-Token"]
-        catalog = json.load(r)["token"]["catalog"]
+        return r.headers["X-Subject-Token"], json.load(r)["token"]["catalog"]
+
+
+def endpoint(catalog: list, kind: str) -> str:
+    return next(e["url"] for s in catalog if s["type"] == kind
+                for e in s["endpoints"] if e["interface"] == "public").rstrip("/")
+
+
+def network_extensions(auth: dict, uri_v3: str) -> tuple[list[str], str | None]:
+    """The aliases the network service reports, and the id of the `public` external network
+    (None when there is none), so the configuration names exactly what is served."""
+    token, catalog = admin_session(auth, uri_v3)
+    url = endpoint(catalog, "network")
+    req = urllib.request.Request(url + "/v2.0/extensions", headers={"X-Auth-Token": token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        aliases = [e["alias"] for e in json.load(r)["extensions"]]
+    req = urllib.request.Request(url + "/v2.0/networks?router:external=True&name=public",
+                                 headers={"X-Auth-Token": token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        nets = json.load(r)["networks"]
+    return aliases, (nets[0]["id"] if nets else None)
+
+
+def upload_image(auth: dict, uri_v3: str, path: str) -> str:
+    """Creates a public qcow2 image as the admin, uploads `path` into it; returns its id."""
+    token, catalog = admin_session(auth, uri_v3)
     image_url = next(e["url"] for s in catalog if s["type"] == "image"
                      for e in s["endpoints"] if e["interface"] == "public").rstrip("/")
     spec = {"name": "strata-tempest-qcow2", "disk_format": "qcow2", "container_format": "bare",
@@ -67,11 +91,6 @@ def main() -> int:
     ap.add_argument("--cloud", default="strata", help="the admin cloud in clouds.yaml")
     ap.add_argument("--lock-path", required=True, help="[oslo_concurrency] lock_path")
     ap.add_argument("--out", default="-", help="where to write tempest.conf (default stdout)")
-    ap.add_argument("--neutron", action="store_true",
-                    help="claim [service_available] neutron (no network is created, since "
-                         "create_isolated_networks = false): lets the volume classes that only "
-                         "ask for a default network run; their credential cleanup then fails "
-                         "in tearDownClass until Neutron is served")
     ap.add_argument("--image-file", help="a qcow2 file to upload as a public image, written as "
                     "[compute] image_ref (the volume-from-image tests read it)")
     args = ap.parse_args()
@@ -129,7 +148,7 @@ def main() -> int:
         "nova": "false",
         "glance": "true",
         "cinder": "true",
-        "neutron": "true" if args.neutron else "false",
+        "neutron": "true",
         "swift": "false",
         "horizon": "false",
     }
@@ -177,7 +196,30 @@ def main() -> int:
     if image_ref:
         # Only the image is needed: nova stays unavailable.
         c["compute"] = {"image_ref": image_ref, "image_ref_alt": image_ref}
-    c["enforce_scope"] = {"keystone": "false", "glance": "false", "cinder": "false"}
+    # Neutron v2.0 (crates/network). No network is created for dynamic credentials
+    # ([auth] create_isolated_networks = false); the tests make their own.
+    c["network"] = {
+        "catalog_type": "network",
+        "region": region,
+        "project_network_cidr": "10.100.0.0/16",
+        "project_network_mask_bits": "28",
+        "project_network_v6_cidr": "2001:db8::/48",
+        "project_network_v6_mask_bits": "64",
+        "shared_physical_network": "false",
+    }
+    aliases, public_net = network_extensions(auth, uri_v3)
+    if public_net:
+        c["network"]["public_network_id"] = public_net
+        c["network"]["floating_network_name"] = "public"
+    c["network-feature-enabled"] = {
+        "ipv6": "true",
+        "ipv6_subnet_attributes": "true",
+        # exactly what the server reports: Tempest skips what needs the others
+        "api_extensions": ",".join(aliases),
+        "floating_ips": "true" if "router" in aliases else "false",
+    }
+    c["enforce_scope"] = {"keystone": "false", "glance": "false", "cinder": "false",
+                          "neutron": "false"}
     c["validation"] = {"run_validation": "false"}
     c["oslo_concurrency"] = {"lock_path": args.lock_path}
 

@@ -20,15 +20,17 @@
 #        STRATA_TEMPEST_REGEX  test selection (default '^tempest\.api\.(identity|image|volume)')
 #        STRATA_TEMPEST_ENFORCE_IMAGE=1  also require tests/tempest/image-required.txt
 #        STRATA_TEMPEST_ENFORCE_VOLUME=1  also require tests/tempest/volume-required.txt
+#        STRATA_TEMPEST_ENFORCE_NETWORK=1  also require tests/tempest/network-required.txt
 #        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${STRATA_VENV:-/var/tmp/strata-venv}
 BIN=${STRATA_BIN:-${CARGO_TARGET_DIR:-/var/tmp/strata-target}/debug/strata}
-REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image|volume)'}
+REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image|volume|network)'}
 ENFORCE_IMAGE=${STRATA_TEMPEST_ENFORCE_IMAGE:-0}
 ENFORCE_VOLUME=${STRATA_TEMPEST_ENFORCE_VOLUME:-0}
+ENFORCE_NETWORK=${STRATA_TEMPEST_ENFORCE_NETWORK:-0}
 REQ_DIR=$ROOT/tests/tempest
 SHARED=$ROOT/../shared/conformance/interop-required-tests.txt
 PY=$VENV/bin/python
@@ -38,7 +40,7 @@ die() { say "$*" >&2; exit 2; }
 
 [ -x "$BIN" ] || die "no strata binary at $BIN (build it, or set STRATA_BIN)"
 [ -x "$VENV/bin/tempest" ] || die "no tempest in $VENV (scripts/test.sh creates the venv)"
-for suite in identity image volume; do
+for suite in identity image volume network; do
   REQUIRED=$REQ_DIR/$suite-required.txt
   [ -f "$REQUIRED" ] || die "missing $REQUIRED"
   # Our copy of the required list must cover every id of the suite in the shared list, when present.
@@ -132,24 +134,6 @@ trc=0
 (cd "$WS" && tempest run --regex "$REGEX" --concurrency 2) >"$WORK/tempest-run.log" 2>&1 || trc=$?
 say "tempest run exited $trc after $((SECONDS - t0)) s"
 
-# Two volume classes (required tests among them) ask for a default network and are skipped
-# unless Tempest believes Neutron is available. Run them again with `neutron = true` (no network
-# is created: create_isolated_networks = false); their results replace the skips. Tempest's
-# credential cleanup then lists security groups through Neutron, which is not served yet, so
-# their tearDownClass fails: reported as such.
-NET_REGEX='^tempest\.api\.volume\.(test_volumes_actions\.VolumesActionsTest|test_volumes_snapshots\.VolumesSnapshotTestJSON)\.'
-: >"$WORK/results-net.csv"
-if echo "tempest.api.volume.test_volumes_actions.VolumesActionsTest.x" | grep -Eq "$REGEX"; then
-  WS2=$WORK/workspace-net
-  tempest init --workspace-path "$WORK/workspaces.yaml" --name "strata-tempest-net-$$" "$WS2" >/dev/null
-  "$PY" "$ROOT/scripts/gen-tempest-conf.py" --data-dir "$DATA" --lock-path "$WORK/locks" \
-    --neutron --out "$WS2/etc/tempest.conf"
-  say "tempest run --regex '$NET_REGEX' with neutron = true (log: $WORK/tempest-run-net.log)"
-  (cd "$WS2" && tempest run --regex "$NET_REGEX" --concurrency 2) >"$WORK/tempest-run-net.log" 2>&1 || true
-  (cd "$WS2" && stestr last --subunit) >"$WORK/results-net.subunit" \
-    || die "could not read the stestr results (see $WORK/tempest-run-net.log)"
-  subunit2csv <"$WORK/results-net.subunit" >"$WORK/results-net.csv" || true
-fi
 stop_server
 
 # --- results ---------------------------------------------------------------------------------
@@ -158,14 +142,14 @@ stop_server
 subunit2csv <"$WORK/results.subunit" >"$WORK/results.csv" || true   # exits 1 when any test failed
 head -1 "$WORK/results.csv" | grep -q '^test,status' \
   || die "could not convert the stestr results (see $WORK/tempest-run.log)"
-cat "$WORK/results.subunit" "$WORK/results-net.subunit" 2>/dev/null >"$OUT.subunit" || true
+cp "$WORK/results.subunit" "$OUT.subunit"
 
-"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" "$ENFORCE_VOLUME" "$WORK/results-net.csv" <<'EOF'
+"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" "$ENFORCE_VOLUME" "$ENFORCE_NETWORK" <<'EOF'
 import csv, os, re, sys
-results_csv, req_dir, out, enforce_image, enforce_volume, net_csv = sys.argv[1:7]
+results_csv, req_dir, out, enforce_image, enforce_volume, enforce_network = sys.argv[1:7]
 # (suite, enforced?) -- the identity list always decides the exit status, the others on request
 SUITES = [("identity", True), ("image", enforce_image == "1"),
-          ("volume", enforce_volume == "1")]
+          ("volume", enforce_volume == "1"), ("network", enforce_network == "1")]
 
 def key(test_id):
     """(dotted name, idempotent id) of 'a.b.C.test_x[id-UUID,smoke]'."""
@@ -178,10 +162,6 @@ rows = list(csv.DictReader(open(results_csv)))
 status = {}
 for r in rows:
     status[r["test"]] = r["status"]
-# The second pass (the network-asking volume classes) replaces what the first one skipped.
-if os.path.getsize(net_csv) > 0:
-    for r in csv.DictReader(open(net_csv)):
-        status[r["test"]] = r["status"]
 by_key = {key(t): s for t, s in status.items()}
 by_name = {key(t)[0]: s for t, s in status.items()}
 

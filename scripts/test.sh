@@ -8,8 +8,8 @@
 #   3. starts (or reuses) a private PostgreSQL (scripts/pg-test-server.sh) for the store tests
 #   4. cargo build -p strata; cargo nextest run --workspace
 #   5. pytest tests/e2e against the built binary
-#   6. scripts/tempest-identity.sh: Tempest identity, image and volume tests; the required ones
-#      (tests/tempest/{identity,image,volume}-required.txt) must pass
+#   6. scripts/tempest-identity.sh: Tempest identity, image, volume and network tests; the
+#      required ones (tests/tempest/{identity,image,volume,network}-required.txt) must pass
 # and ends with one line "N passed, M failed" summed over nextest, pytest and the required
 # Tempest tests; exits non-zero if anything failed.
 #
@@ -148,19 +148,20 @@ else
   broken pytest "not run: no binary"
 fi
 
-# --- 6. Tempest identity + image + volume ----------------------------------------------------------------------
+# --- 6. Tempest identity + image + volume + network ----------------------------------------------------------------------
 if [ "${STRATA_SKIP_TEMPEST:-0}" = 1 ]; then
   NOTES+=("tempest: skipped (STRATA_SKIP_TEMPEST=1)")
 elif [ $BUILD_OK = 1 ]; then
-  stage "tempest identity + image + volume"
+  stage "tempest identity + image + volume + network"
   export STRATA_TEMPEST_OUT=$WORK/tempest-results.txt
   export STRATA_TEMPEST_ENFORCE_IMAGE=1   # the 23 interop image tests are required too
   export STRATA_TEMPEST_ENFORCE_VOLUME=1  # and the 65 interop volume tests
+  export STRATA_TEMPEST_ENFORCE_NETWORK=1 # and the 80 interop network tests
   trc=0
   bash "$ROOT/scripts/tempest-identity.sh" || trc=$?
   line=$(grep '^# required:' "$STRATA_TEMPEST_OUT" 2>/dev/null || true)
   if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-    count "tempest (required identity + image + volume tests)" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    count "tempest (required identity + image + volume + network tests)" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
     if [ "$trc" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then broken tempest "exit status $trc"; fi
   else
     broken tempest "exit status $trc, no results"

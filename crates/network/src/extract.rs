@@ -46,6 +46,23 @@ impl FromRequestParts<NetworkService> for Auth {
 }
 
 impl Auth {
+    /// The service itself acting as an admin of `project` (bootstrap): no token involved.
+    pub(crate) fn service(project: &str) -> Auth {
+        Auth(Arc::new(AuthContext {
+            user_id: "strata".into(),
+            user_name: "strata".into(),
+            user_domain_id: "default".into(),
+            scope: strata_api::Scope::Project {
+                id: project.to_string(),
+                name: String::new(),
+                domain_id: "default".into(),
+                domain_name: "Default".into(),
+            },
+            roles: vec!["admin".into(), "member".into(), "reader".into()],
+            ..Default::default()
+        }))
+    }
+
     /// The caller's project ("" for unscoped tokens, which own nothing).
     pub fn project(&self) -> &str {
         self.0.project_id().unwrap_or_default()

@@ -69,6 +69,105 @@ impl NetworkService {
         format!("{}/network", self.0.base_url)
     }
 
+    /// DevStack's starting topology, built with the functions the API uses (no HTTP), in one
+    /// write: the external network `public` (admin project; flat on the first configured flat
+    /// physical network, else the tenant network type) with `public-subnet` 172.24.4.0/24,
+    /// the demo project's `private` network with `private-subnet` 10.0.0.0/26, and its router
+    /// `router1` with the gateway on `public` and an interface on `private-subnet`.
+    /// Idempotent: nothing happens when an external network named `public` exists. Returns
+    /// whether it created anything.
+    pub async fn bootstrap(
+        &self,
+        admin_project: &str,
+        demo_project: &str,
+    ) -> strata_core::Result<bool> {
+        use serde_json::{json, Value};
+        let exists = db::list(self.store(), api::networks::KIND, None)
+            .await?
+            .iter()
+            .any(|n| n.str("name") == Some("public") && n.flag("router:external"));
+        if exists {
+            return Ok(false);
+        }
+        let admin = extract::Auth::service(admin_project);
+        let demo = extract::Auth::service(demo_project);
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let cfg = self.config().clone();
+        let mut public = json!({"name": "public", "router:external": true});
+        match cfg.flat_networks.first().map(String::as_str) {
+            Some("*") => {
+                public["provider:network_type"] = json!("flat");
+                public["provider:physical_network"] = json!("physnet1");
+            }
+            Some(p) => {
+                public["provider:network_type"] = json!("flat");
+                public["provider:physical_network"] = json!(p);
+            }
+            None => {}
+        }
+        let fail = |e: NeutronError| {
+            strata_core::Error::internal(format!("network bootstrap: {}: {}", e.kind, e.message))
+        };
+        let public = api::networks::build(self, &admin, &obj(public)).map_err(fail)?;
+        let private =
+            api::networks::build(self, &demo, &obj(json!({"name": "private"}))).map_err(fail)?;
+        let router = api::routers::build(&demo, &obj(json!({"name": "router1"}))).map_err(fail)?;
+        let (public_id, private_id) = (public.0.id.clone(), private.0.id.clone());
+        let public_subnet = api::subnets::spec(
+            &admin,
+            &obj(
+                json!({"name": "public-subnet", "network_id": public_id, "ip_version": 4,
+                "cidr": "172.24.4.0/24", "gateway_ip": "172.24.4.1", "enable_dhcp": false,
+                "allocation_pools": [{"start": "172.24.4.2", "end": "172.24.4.254"}]}),
+            ),
+        )
+        .map_err(fail)?;
+        let private_subnet = api::subnets::spec(
+            &demo,
+            &obj(
+                json!({"name": "private-subnet", "network_id": private_id, "ip_version": 4,
+                "cidr": "10.0.0.0/26"}),
+            ),
+        )
+        .map_err(fail)?;
+        let (admin_project, demo_project) = (admin_project.to_string(), demo_project.to_string());
+        let refused = self
+            .store()
+            .write_or_refuse(move |tx| {
+                let (public, private, router) = (public.clone(), private.clone(), router.clone());
+                let (ps, vs) = (public_subnet.clone(), private_subnet.clone());
+                let (cfg, ap, dp) = (cfg.clone(), admin_project.clone(), demo_project.clone());
+                Box::pin(async move {
+                    macro_rules! refuse {
+                        ($e:expr) => {
+                            match $e {
+                                Ok(v) => v,
+                                Err(e) => return Ok(Err(e)),
+                            }
+                        };
+                    }
+                    let public_id = public.0.id.clone();
+                    refuse!(api::networks::insert_built(tx, &cfg, public).await?);
+                    refuse!(api::networks::insert_built(tx, &cfg, private).await?);
+                    let s = refuse!(api::subnets::finish(tx, true, &ap, ps, &[]).await?);
+                    db::insert(tx, &s).await?;
+                    let s = refuse!(api::subnets::finish(tx, true, &dp, vs, &[]).await?);
+                    db::insert(tx, &s).await?;
+                    let gw = api::routers::GatewayAsk {
+                        network_id: public_id,
+                        enable_snat: None,
+                        fixed_ips: None,
+                    };
+                    let r = refuse!(api::routers::insert(tx, &cfg, router.0, Some(gw)).await?);
+                    refuse!(api::routers::add_subnet_interface(tx, &cfg, &r, &s.id).await?);
+                    Ok(Ok(()))
+                })
+            })
+            .await?;
+        refused.map_err(fail)?;
+        Ok(true)
+    }
+
     /// The routes, to be nested under `/network`.
     pub fn router(&self) -> axum::Router {
         api::router().with_state(self.clone())

@@ -380,7 +380,7 @@ async fn rules_are_validated_as_neutron() {
                 "SecurityGroupInvalidProtoForPortRange",
             ),
             (
-                json!({"protocol": "icmp", "ethertype": "IPv6"}),
+                json!({"protocol": "ipv6-icmp", "ethertype": "IPv4"}),
                 "SecurityGroupEthertypeConflictWithProtocol",
             ),
             (json!({"bogus": 1}), ""),
@@ -396,6 +396,15 @@ async fn rules_are_validated_as_neutron() {
                 assert_eq!(t, want, "{body}");
             }
         }
+        // `icmp` on an IPv6 rule is accepted, as Neutron does.
+        let r = rule(
+            &st,
+            &st.u1,
+            json!({"security_group_id": sg, "direction": "ingress", "protocol": "icmp",
+                   "ethertype": "IPv6"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
         // Tempest's port range messages.
         for (min, max, msg) in [
             (json!(-16), json!(80), "Invalid value for port -16"),
@@ -478,7 +487,7 @@ async fn rules_are_validated_as_neutron() {
             .as_array()
             .unwrap()
             .len();
-        assert_eq!(n, 2 + 6);
+        assert_eq!(n, 2 + 7); // two egress defaults, the seven created above
         let listed = st
             .ids(
                 &st.u1,
@@ -486,7 +495,7 @@ async fn rules_are_validated_as_neutron() {
                 &format!("security_group_id={sg}"),
             )
             .await;
-        assert_eq!(listed.len(), 8);
+        assert_eq!(listed.len(), n);
         assert!(st
             .ids(
                 &st.u2,
@@ -527,7 +536,7 @@ async fn rules_are_validated_as_neutron() {
                 &format!("security_group_id={sg}"),
             )
             .await;
-        assert_eq!(listed.len(), 6);
+        assert_eq!(listed.len(), n - 2); // less the deleted one and the one naming `other`
     }
 }
 

@@ -242,6 +242,8 @@ async fn run(
     sole_writer: bool,
     ready: impl FnOnce(&str, Option<strata_identity::Bootstrap>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    // Before anything else: a signal during start-up then shuts down gracefully once serving.
+    let signals = ShutdownSignals::install()?;
     let store = Store::connect(&cfg.database.url, cfg.database.max_connections)
         .await
         .with_context(|| {
@@ -329,6 +331,9 @@ async fn run(
         &base_url,
         cfg.network.clone(),
     );
+    if boot.is_some() {
+        bootstrap_network(&store, &network).await;
+    }
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
@@ -344,7 +349,7 @@ async fn run(
     let signal_tx = stop_tx.clone();
     let mut shutdown_rx = stop_rx.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         tracing::info!("shutting down");
         let _ = signal_tx.send(true);
     });
@@ -364,14 +369,49 @@ async fn run(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+/// SIGINT and SIGTERM, registered at once (not when first polled), so a signal that arrives
+/// as soon as the listener answers is never met by the default action.
+struct ShutdownSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+/// DevStack's starting network topology (`public`, `private`, `router1`), made once, when the
+/// identity was bootstrapped fresh on this start: like `stack.sh`, it seeds a new cloud and
+/// never recreates what an operator later deleted. A failure (say, the flat physical network
+/// already taken) is logged, not fatal: the cloud serves without the sample topology.
+async fn bootstrap_network(store: &strata_store::Store, network: &strata_network::NetworkService) {
+    let project = |name: &'static str| async move {
+        strata_identity::db::projects::get_by_name(store, "default", name)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.id)
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let (Some(admin), Some(demo)) = (project("admin").await, project("demo").await) else {
+        tracing::warn!("network bootstrap skipped: projects admin and demo not found");
+        return;
+    };
+    match network.bootstrap(&admin, &demo).await {
+        Ok(true) => tracing::info!("network bootstrap: created public, private and router1"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "network bootstrap failed"),
     }
 }

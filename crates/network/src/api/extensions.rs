@@ -29,6 +29,9 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     ("standard-attr-tag", "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard attribute."),
     ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
     ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
 ];
 
@@ -50,4 +53,14 @@ pub async fn extension_show(_auth: Auth, Path(alias): Path<String>) -> NeutronRe
             format!("Extension with alias {alias} does not exist"),
         )),
     }
+}
+
+/// `GET /v2.0/agents`: Strata runs no Neutron agents (the control plane realises networks
+/// itself), so the list is empty for everyone; one agent by id is 404.
+pub async fn agent_list(_auth: Auth) -> Json<Value> {
+    Json(json!({"agents": []}))
+}
+
+pub async fn agent_show(_auth: Auth, Path(id): Path<String>) -> NeutronError {
+    NeutronError::not_found("agent", &id)
 }

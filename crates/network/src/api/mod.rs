@@ -3,10 +3,12 @@
 //! holds the list semantics every collection shares.
 
 pub mod extensions;
+pub mod floatingips;
 pub mod list;
 pub mod networks;
 pub mod ports;
 pub mod quotas;
+pub mod routers;
 pub mod security_groups;
 pub mod subnetpools;
 pub mod subnets;
@@ -26,6 +28,8 @@ pub fn router() -> Router<NetworkService> {
         .route("/", get(versions::v2_resources))
         .route("/extensions", get(extensions::extension_list))
         .route("/extensions/{alias}", get(extensions::extension_show))
+        .route("/agents", get(extensions::agent_list))
+        .route("/agents/{id}", get(extensions::agent_show))
         .merge(networks::routes())
         .merge(security_groups::routes())
         .merge(quotas::routes())
@@ -33,6 +37,8 @@ pub fn router() -> Router<NetworkService> {
         .merge(subnets::routes())
         .merge(subnetpools::routes())
         .merge(ports::routes())
+        .merge(routers::routes())
+        .merge(floatingips::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -226,7 +226,7 @@ fn ranges(cfg_ranges: &[String], physnet: Option<&str>) -> Vec<(i64, i64)> {
 }
 
 /// Provider attributes asked for: `(network_type, physical_network, segmentation_id)`.
-type ProviderAsk = (String, Option<String>, Option<i64>);
+pub(crate) type ProviderAsk = (String, Option<String>, Option<i64>);
 
 /// The provider attributes asked for (admins), validated against the configuration.
 fn provider(cfg: &NetworkConfig, m: &Map<String, Value>) -> NeutronResult<Option<ProviderAsk>> {
@@ -382,6 +382,27 @@ async fn claim(
     )))
 }
 
+/// Inserts a built network inside the write, claiming its segment (quota not checked).
+pub(crate) async fn insert_built(
+    tx: &mut strata_store::Tx,
+    cfg: &NetworkConfig,
+    built: (Resource, Option<ProviderAsk>),
+) -> strata_core::Result<NeutronResult<Resource>> {
+    let (mut r, asked) = built;
+    let nt = r
+        .str("provider:network_type")
+        .unwrap_or("geneve")
+        .to_string();
+    let (pn, sid) = asked.map(|a| (a.1, a.2)).unwrap_or((None, None));
+    let sid = match claim(tx, cfg, &r.id, &nt, pn.as_deref(), sid).await? {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    r.doc.insert("provider:segmentation_id".into(), json!(sid));
+    db::insert(tx, &r).await?;
+    Ok(Ok(r))
+}
+
 // ------------------------------------------------------------------ handlers
 
 const CREATE_ATTRS: &[&str] = &[
@@ -402,7 +423,7 @@ const CREATE_ATTRS: &[&str] = &[
 ];
 
 /// Validates a create body into a new network (segment still to claim).
-fn build(
+pub(crate) fn build(
     svc: &NetworkService,
     auth: &Auth,
     m: &Map<String, Value>,
@@ -527,19 +548,11 @@ pub async fn network_create(
                     return Ok(Err(e));
                 }
             }
-            for (mut r, asked) in built {
-                let nt = r
-                    .str("provider:network_type")
-                    .unwrap_or("geneve")
-                    .to_string();
-                let (pn, sid) = asked.map(|a| (a.1, a.2)).unwrap_or((None, None));
-                let sid = match claim(tx, &cfg, &r.id, &nt, pn.as_deref(), sid).await? {
-                    Ok(s) => s,
+            for b in built {
+                match insert_built(tx, &cfg, b).await? {
+                    Ok(r) => out.push(r),
                     Err(e) => return Ok(Err(e)),
-                };
-                r.doc.insert("provider:segmentation_id".into(), json!(sid));
-                db::insert(tx, &r).await?;
-                out.push(r);
+                }
             }
             Ok(Ok(out))
         })
@@ -692,8 +705,20 @@ pub async fn network_delete(
     write(&svc, move |tx| {
         let id = id.clone();
         Box::pin(async move {
-            if db::get_tx(tx, KIND, &id).await?.is_none() {
+            let Some(net) = db::get_tx(tx, KIND, &id).await? else {
                 return Ok(Err(NeutronError::not_found(KIND, &id)));
+            };
+            // An external network takes its floating IPs with it, as Neutron's L3 plugin
+            // does before the in-use check; routers' gateways on it still block.
+            if net.flag("router:external") {
+                for f in db::list_tx(tx, "floatingip", None).await? {
+                    if f.str("floating_network_id") == Some(id.as_str()) {
+                        if let Some(p) = f.str("_port") {
+                            super::ports::remove_service_port(tx, p).await?;
+                        }
+                        db::delete(tx, "floatingip", &f.id).await?;
+                    }
+                }
             }
             let ports = db::list_tx(tx, "port", None).await?;
             let on_it: Vec<&Resource> = ports

@@ -4,7 +4,8 @@
 //! (`network_mac`, `network_ip_allocation`) claimed inside the write that creates or changes
 //! the port, so concurrent creates can never share either. Binding attributes (`binding:*`)
 //! follow Neutron's default policy: host, profile, VIF type and details are admin-only; the
-//! VNIC type is the owner's. A port is ACTIVE once bound to a host with its admin state up.
+//! VNIC type is the owner's. A port is ACTIVE once bound (to a host, or to its router) with its
+//! admin state up.
 
 use super::list;
 use super::networks::{self, boolean, only, owner, standard, string};
@@ -101,12 +102,20 @@ pub fn view(r: &Resource, admin: bool) -> Value {
     Value::Object(m)
 }
 
-/// Whether a port is ACTIVE: bound to a host and administratively up.
+/// Whether a port is ACTIVE: bound and administratively up. A port is bound when a host
+/// claimed it (`binding:host_id`), or when it is a router's: routers are realised by the
+/// control plane's own L3 service, not by a compute host, so their ports are bound to it as
+/// soon as they are plugged (as Neutron's L3 agent / OVN do within moments).
 fn status(doc: &Map<String, Value>) -> &'static str {
-    let bound = doc
-        .get("binding:host_id")
+    let router_port = doc
+        .get("device_owner")
         .and_then(Value::as_str)
-        .is_some_and(|h| !h.is_empty());
+        .is_some_and(|o| o.starts_with("network:router_"));
+    let bound = router_port
+        || doc
+            .get("binding:host_id")
+            .and_then(Value::as_str)
+            .is_some_and(|h| !h.is_empty());
     let up = doc
         .get("admin_state_up")
         .and_then(Value::as_bool)
@@ -1457,6 +1466,67 @@ pub async fn port_update(
     Ok(Json(json!({"port": view(&updated, admin)})))
 }
 
+// ------------------------------------------------------------------ service ports
+
+/// Creates, inside the write, a port a service owns (router gateways and interfaces, floating
+/// IPs) on `network_id`: addresses as asked (`(subnet, address)` pairs) or the defaults, no
+/// security groups. No quota is charged (Neutron creates these without one).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn create_service_port(
+    tx: &mut Tx,
+    base_mac: &str,
+    project: &str,
+    network_id: &str,
+    device_owner: &str,
+    device_id: &str,
+    fixed_ips: Option<Vec<(Option<String>, Option<IpAddr>)>>,
+) -> strata_core::Result<NeutronResult<Resource>> {
+    let mut doc = Map::new();
+    doc.insert("name".into(), json!(""));
+    doc.insert("network_id".into(), json!(network_id));
+    doc.insert("admin_state_up".into(), json!(true));
+    doc.insert("mac_address".into(), json!(""));
+    doc.insert("device_id".into(), json!(device_id));
+    doc.insert("device_owner".into(), json!(device_owner));
+    doc.insert("fixed_ips".into(), json!([]));
+    doc.insert("security_groups".into(), json!([]));
+    doc.insert("allowed_address_pairs".into(), json!([]));
+    doc.insert("port_security_enabled".into(), json!(false));
+    doc.insert("binding:host_id".into(), json!(""));
+    doc.insert("binding:vnic_type".into(), json!("normal"));
+    doc.insert("binding:profile".into(), json!({}));
+    doc.insert("extra_dhcp_opts".into(), json!([]));
+    doc.insert("ip_allocation".into(), json!("immediate"));
+    doc.insert("description".into(), json!(""));
+    doc.insert("tags".into(), json!([]));
+    settle(&mut doc);
+    let plan = Plan {
+        port: Resource::new(KIND, strata_core::ids::uuid(), project.to_string(), doc),
+        network_id: network_id.to_string(),
+        mac: None,
+        fixed_ips: fixed_ips.map(|v| {
+            v.into_iter()
+                .map(|(subnet_id, ip)| FixedIp { subnet_id, ip })
+                .collect()
+        }),
+        security_groups: Some(vec![]),
+        pairs: vec![],
+    };
+    realise(tx, base_mac, true, plan).await
+}
+
+/// Removes a service port inside the write, freeing its addresses and MAC.
+pub(crate) async fn remove_service_port(tx: &mut Tx, id: &str) -> strata_core::Result<()> {
+    ipam::release(tx, id).await?;
+    db::delete(tx, KIND, id).await?;
+    Ok(())
+}
+
+/// The `(subnet_id, address)` pairs of a port.
+pub(crate) fn addresses(port: &Resource) -> Vec<(String, IpAddr)> {
+    current_ips(port)
+}
+
 // ------------------------------------------------------------------ delete
 
 /// `DELETE /v2.0/ports/{id}`: 204; its addresses and MAC are free again. Ports of routers
@@ -1489,6 +1559,7 @@ pub async fn port_delete(
                     )));
                 }
             }
+            super::floatingips::port_deleted(tx, &id).await?;
             ipam::release(tx, &id).await?;
             db::delete(tx, KIND, &id).await?;
             Ok(Ok(()))

@@ -812,7 +812,8 @@ fn build_rule(auth: &Auth, m: &Map<String, Value>) -> NeutronResult<Resource> {
             }
         }
         Some((name, num)) if *num == 1 || *num == 58 => {
-            if (*num == 1) != (ethertype == "IPv4") {
+            // Only IPv6 protocols conflict (with IPv4); Neutron accepts `icmp` on IPv6 rules.
+            if *num == 58 && ethertype == "IPv4" {
                 return Err(NeutronError::new(
                     StatusCode::BAD_REQUEST,
                     "SecurityGroupEthertypeConflictWithProtocol",

@@ -296,7 +296,7 @@ enum Gateway {
 
 /// A validated create request, finished inside the write once the CIDR is known.
 #[derive(Debug, Clone)]
-struct Spec {
+pub(crate) struct Spec {
     project: String,
     network_id: String,
     ip_version: u8,
@@ -332,7 +332,7 @@ const CREATE_ATTRS: &[&str] = &[
     "tags",
 ];
 
-fn spec(auth: &Auth, m: &Map<String, Value>) -> NeutronResult<Spec> {
+pub(crate) fn spec(auth: &Auth, m: &Map<String, Value>) -> NeutronResult<Spec> {
     only(m, CREATE_ATTRS)?;
     let project = owner(auth, m)?;
     let network_id = match m.get("network_id") {
@@ -666,7 +666,7 @@ fn check_overlap(
 }
 
 /// Finishes a spec inside the write: resolves the pool's prefix, defaults and checks.
-async fn finish(
+pub(crate) async fn finish(
     tx: &mut Tx,
     auth_admin: bool,
     auth_project: &str,

@@ -13,6 +13,8 @@ pub const RESOURCES: &[(&str, &str)] = &[
     ("subnet", "subnets"),
     ("subnetpool", "subnetpools"),
     ("port", "ports"),
+    ("router", "routers"),
+    ("floatingip", "floatingips"),
 ];
 
 pub async fn versions(State(svc): State<NetworkService>) -> Json<Value> {
