@@ -263,3 +263,95 @@ async fn server_reads_a_config_file() {
     );
     assert!(s.stop().await.success());
 }
+
+/// 100 concurrent port creates split across two replicas on one database, on a subnet with
+/// room for 60: exactly 60 succeed, the rest get Neutron's 409, and no address or MAC is
+/// handed out twice (the allocation tables' keys, shared by the replicas).
+async fn replicas_never_double_allocate(db_url: &str) {
+    let a = Server::start(db_url).await;
+    let b = Server::start(db_url).await;
+    let ta = token(&a.url).await;
+    let tb = token(&b.url).await;
+    let post = |url: String, tok: String, body: Value| async move {
+        let r = client()
+            .post(url)
+            .header("x-auth-token", tok)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, net) = post(
+        format!("{}/network/v2.0/networks", a.url),
+        ta.clone(),
+        json!({"network": {"name": "race"}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{net}");
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    let (s, sub) = post(
+        format!("{}/network/v2.0/subnets", b.url),
+        tb.clone(),
+        json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": "10.9.0.0/24",
+            "allocation_pools": [{"start": "10.9.0.10", "end": "10.9.0.69"}]}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (url, tok) = if i % 2 == 0 {
+            (a.url.clone(), ta.clone())
+        } else {
+            (b.url.clone(), tb.clone())
+        };
+        let body = json!({"port": {"network_id": net, "name": format!("p{i}")}});
+        tasks.push(tokio::spawn(post(
+            format!("{url}/network/v2.0/ports"),
+            tok,
+            body,
+        )));
+    }
+    let mut ips = std::collections::HashSet::new();
+    let mut macs = std::collections::HashSet::new();
+    let (mut created, mut refused) = (0, 0);
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            201 => {
+                created += 1;
+                let p = &body["port"];
+                assert!(
+                    ips.insert(p["fixed_ips"][0]["ip_address"].to_string()),
+                    "{p}"
+                );
+                assert!(macs.insert(p["mac_address"].to_string()), "{p}");
+            }
+            409 => {
+                refused += 1;
+                assert_eq!(
+                    body["NeutronError"]["type"], "IpAddressGenerationFailure",
+                    "{body}"
+                );
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((created, refused), (60, 40));
+    assert!(a.stop().await.success(), "graceful exit");
+    assert!(b.stop().await.success(), "graceful exit");
+}
+
+#[tokio::test]
+async fn replicas_never_double_allocate_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    replicas_never_double_allocate(&format!("sqlite://{}/race.db", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn replicas_never_double_allocate_on_postgres() {
+    if let Some(url) = strata_store::testing::fresh_postgres_url().await {
+        replicas_never_double_allocate(&url).await;
+    }
+}
