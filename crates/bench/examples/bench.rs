@@ -4,10 +4,11 @@
 //! cargo run -p strata-bench --example bench -- identity --clouds-yaml DIR/clouds.yaml --server-pid PID
 //! cargo run -p strata-bench --example bench -- up --bin target/debug/strata --data-dir "$(mktemp -d)"
 //! cargo run -p strata-bench --example bench -- storage --bin target/debug/strata --data-dir /var/tmp/sb
+//! cargo run -p strata-bench --example bench -- network --bin target/debug/strata --data-dir /var/tmp/nb
 //! ```
 
 use clap::Parser;
-use strata_bench::{IdentityBenchArgs, StorageBenchArgs, UpBenchArgs};
+use strata_bench::{IdentityBenchArgs, NetworkBenchArgs, StorageBenchArgs, UpBenchArgs};
 
 #[derive(Parser)]
 #[command(about = "Strata benchmarks")]
@@ -18,6 +19,8 @@ enum Cli {
     Up(UpBenchArgs),
     /// Image and volume data paths against `cp` on the same disk
     Storage(StorageBenchArgs),
+    /// Neutron port creation, listing and IP allocation
+    Network(NetworkBenchArgs),
 }
 
 #[tokio::main]
@@ -26,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
         Cli::Identity(args) => strata_bench::run_identity(args).await,
         Cli::Up(args) => strata_bench::run_up(args).await,
         Cli::Storage(args) => strata_bench::run_storage(args).await,
+        Cli::Network(args) => strata_bench::run_network(args).await,
     }
 }

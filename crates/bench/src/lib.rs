@@ -2,7 +2,7 @@
 //!
 //! Everything here talks to a real server over HTTP on the loopback, the way a client would:
 //! there are no in-process shortcuts, so the numbers include the HTTP stack, JSON, the database
-//! and the token code. Three benchmarks exist today:
+//! and the token code. Four benchmarks exist today:
 //!
 //! - [`run_identity`] (`strata bench identity`): Keystone v3 token validation and issuance (by
 //!   token and by password) at several concurrency levels for a fixed time each, reporting
@@ -12,6 +12,9 @@
 //! - [`run_storage`] (`strata bench storage`): image upload and download against `cp` on the
 //!   same disk, with the server's memory during the upload; a volume from that image; and the
 //!   latency of a snapshot, a clone and a volume from the snapshot, and the space they add.
+//! - [`run_network`] (`strata bench network`): Neutron port creation at concurrency, `GET
+//!   /ports` with 10,000 ports, and sequential IP allocation on an empty, a crowded and a
+//!   nearly exhausted /16.
 //!
 //! Output is a Markdown table preceded by a line naming the date, the core count, the CPU model
 //! and the build profile, so a run can be pasted into `docs/benchmarks.md` as it is; `--json`
@@ -26,6 +29,7 @@
 mod clouds;
 mod identity;
 mod keystone;
+mod network;
 mod procfs;
 mod report;
 mod stats;
@@ -35,6 +39,10 @@ mod up;
 pub use clouds::{parse_clouds_yaml, select_cloud, CloudAuth};
 pub use identity::{
     measure_identity, run_identity, IdentityBenchArgs, IdentityReport, LevelResult, Scenario,
+};
+pub use network::{
+    contiguous_from, measure_network, run_network, tail_pool, AllocResult, CreateResult, Latency,
+    ListResult, NetworkBenchArgs, NetworkReport,
 };
 pub use procfs::{
     cpu_model, parse_cpu_ticks, parse_vmrss_kib, read_cpu_secs, read_vmrss_kib, RssSampler,

@@ -762,18 +762,18 @@ async fn server_steps(
     })
 }
 
-/// The started server and the admin's token on it.
-struct Server {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-    project: String,
-    pid: u32,
+/// The started server and the admin's token on it (shared with `strata bench network`).
+pub(crate) struct Server {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) project: String,
+    pub(crate) pid: u32,
 }
 
 impl Server {
     /// Waits for `clouds.yaml` and a first token as admin, keeping the token and project id.
-    async fn login(
+    pub(crate) async fn login(
         mut self,
         child: &mut tokio::process::Child,
         data_dir: &Path,
@@ -837,7 +837,7 @@ impl Server {
     }
 
     /// One JSON request; fails unless it answers `expect`. Bodiless answers give `null`.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -974,7 +974,7 @@ impl Server {
 }
 
 /// The string at JSON pointer `ptr` of `v`.
-fn str_at(v: &Value, ptr: &str) -> anyhow::Result<String> {
+pub(crate) fn str_at(v: &Value, ptr: &str) -> anyhow::Result<String> {
     v.pointer(ptr)
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -1056,7 +1056,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Sends SIGTERM (through `kill(1)`) and waits for the exit; kills the child after 30 s.
-async fn stop(child: &mut tokio::process::Child) -> anyhow::Result<()> {
+pub(crate) async fn stop(child: &mut tokio::process::Child) -> anyhow::Result<()> {
     let Some(pid) = child.id() else {
         bail!("`strata up` exited before it was asked to stop");
     };
@@ -1074,11 +1074,11 @@ async fn stop(child: &mut tokio::process::Child) -> anyhow::Result<()> {
         Ok(status) => {
             let status = status.context("waiting for `strata up` to exit")?;
             if !status.success() {
-                eprintln!("storage: warning: `strata up` exited with {status} after SIGTERM");
+                eprintln!("warning: `strata up` exited with {status} after SIGTERM");
             }
         }
         Err(_) => {
-            eprintln!("storage: warning: `strata up` ignored SIGTERM; killing it");
+            eprintln!("warning: `strata up` ignored SIGTERM; killing it");
             child.kill().await.context("killing `strata up`")?;
         }
     }

@@ -42,6 +42,9 @@ enum BenchCommand {
     /// Image upload/download vs `cp`, server RSS while uploading, volume from image,
     /// snapshot/clone latency and the space they add (starts its own `strata up`).
     Storage(strata_bench::StorageBenchArgs),
+    /// Neutron port create rate and latency, `GET /ports` with 10,000 ports, and IP
+    /// allocation on crowded /16s (starts its own `strata up`).
+    Network(strata_bench::NetworkBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +86,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Storage(args),
             } => strata_bench::run_storage(args).await,
+            Command::Bench {
+                command: BenchCommand::Network(args),
+            } => strata_bench::run_network(args).await,
             Command::Db {
                 command:
                     DbCommand::Migrate {
