@@ -19,7 +19,8 @@
 //!    its lowest `--list-ports` addresses taken, so the allocator must step over them) and on
 //!    a /16 whose only allocation pool is its last 300 usable addresses, 200 of them taken
 //!    beforehand, so the 100 creates use up the pool and the 101st must answer
-//!    409 `IpAddressGenerationFailure`.
+//!    409 `IpAddressGenerationFailure`; and on a nearly full /16: 10.3.0.0/16 filled to its last
+//!    address by bulk creates, then 700 scattered ports deleted again.
 //!
 //! The data directory is removed afterwards unless `--keep`; the server is stopped with
 //! SIGTERM whatever happens.
@@ -49,6 +50,12 @@ const ALLOC_CREATES: usize = 100;
 /// The crowded pool: its size and how many of it are taken before the timed creates.
 const TAIL_POOL: u32 = 300;
 const TAIL_TAKEN: u32 = 200;
+/// The nearly full /16: every usable address of 10.3.0.0/16 taken (bulk creates of
+/// [`BULK`] ports), then [`FULL_FREE`] of them, scattered, released again.
+const FULL_FREE: usize = 700;
+const BULK: usize = 500;
+/// Usable addresses of a /16 pool with the gateway at .0.1: .0.2–.255.254.
+const SLASH16_POOL: usize = 65533;
 /// Where the networking API lives under the server's base URL.
 const NET: &str = "/network/v2.0";
 
@@ -162,6 +169,8 @@ pub struct NetworkReport {
     /// The untimed fill up to `list_ports`: ports and ports/s, for context.
     pub fill_ports: usize,
     pub fill_ports_per_s: f64,
+    /// Bulk creates filling the whole 10.3.0.0/16 pool, ports/s, for context.
+    pub full_fill_ports_per_s: f64,
     pub list_ports: usize,
     /// The step-1 network's addresses are the lowest `list_ports` of its pool, contiguous.
     pub list_addresses_contiguous: bool,
@@ -268,13 +277,17 @@ impl NetworkReport {
             s,
             "Taken addresses on 10.0.0.0/16 are the lowest {} of its pool{}; \"nearly full\" is \
              a pool of {TAIL_POOL} addresses (the last usable ones of the /16) with {TAIL_TAKEN} \
-             taken, which the {ALLOC_CREATES} timed creates use up.",
+             taken, which the {ALLOC_CREATES} timed creates use up; \"nearly full /16\" is \
+             10.3.0.0/16 with all {SLASH16_POOL} pool addresses taken by bulk creates of {BULK} \
+             ports ({:.0} ports/s; one more create answered 409), then {FULL_FREE} of them, \
+             picked pseudo-randomly over the range, deleted.",
             self.list_ports,
             if self.list_addresses_contiguous {
                 ", contiguous"
             } else {
                 " (**not contiguous**)"
-            }
+            },
+            self.full_fill_ports_per_s
         );
         s
     }
@@ -507,6 +520,90 @@ async fn create_concurrently(
     Ok((made, lat, started.elapsed()))
 }
 
+/// `n` ports on `net` by bulk `POST /ports` of up to [`BULK`] each, `workers` in flight.
+async fn fill_bulk(
+    server: &Arc<Server>,
+    net: &str,
+    n: usize,
+    workers: usize,
+) -> anyhow::Result<Vec<Made>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (server, next, net) = (server.clone(), next.clone(), net.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            loop {
+                let from = next.fetch_add(BULK, Ordering::Relaxed);
+                if from >= n {
+                    return anyhow::Ok(made);
+                }
+                let k = BULK.min(n - from);
+                let ports: Vec<Value> = (0..k).map(|_| json!({"network_id": net})).collect();
+                let v = post(&server, "/ports", json!({ "ports": ports })).await?;
+                for p in v["ports"].as_array().context("bulk create without ports")? {
+                    made.push(Made::of(p)?);
+                }
+            }
+        }));
+    }
+    let mut made = Vec::with_capacity(n);
+    for t in tasks {
+        made.extend(t.await.context("a bulk worker panicked")??);
+    }
+    Ok(made)
+}
+
+/// `k` ids of `made` spread over its address range by a fixed pseudo-random choice.
+fn scattered(made: &[Made], k: usize) -> Vec<String> {
+    let mut by_ip: Vec<&Made> = made.iter().collect();
+    by_ip.sort_by_key(|m| m.ip);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut picked = HashSet::new();
+    while picked.len() < k.min(by_ip.len()) {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        picked.insert((x % by_ip.len() as u64) as usize);
+    }
+    picked.into_iter().map(|i| by_ip[i].id.clone()).collect()
+}
+
+/// Deletes `ids` by `workers` concurrent `DELETE /ports/{id}`.
+async fn delete_concurrently(
+    server: &Arc<Server>,
+    ids: &[String],
+    workers: usize,
+) -> anyhow::Result<()> {
+    let ids = Arc::new(ids.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (server, next, ids) = (server.clone(), next.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else {
+                    return anyhow::Ok(());
+                };
+                server
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("{NET}/ports/{id}"),
+                        None,
+                        StatusCode::NO_CONTENT,
+                    )
+                    .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("a delete worker panicked")??;
+    }
+    Ok(())
+}
+
 /// All ports on `net` (one unfiltered-by-page `GET /ports?network_id=`).
 async fn list_on(server: &Server, net: &str) -> anyhow::Result<Vec<Made>> {
     let v = server
@@ -659,6 +756,43 @@ async fn steps(args: &NetworkBenchArgs, server: Arc<Server>) -> anyhow::Result<N
         );
     }
 
+    // 4. The nearly full /16.
+    let (net_d, _) =
+        network_with_subnet(&server, "bench-alloc-slash16", "10.3.0.0/16", None).await?;
+    eprintln!("network: filling 10.3.0.0/16 ({SLASH16_POOL} addresses) with bulk creates");
+    let t = Instant::now();
+    let full = fill_bulk(&server, &net_d, SLASH16_POOL, workers.min(4)).await?;
+    let full_fill_ports_per_s = SLASH16_POOL as f64 / t.elapsed().as_secs_f64();
+    let distinct: HashSet<Ipv4Addr> = full.iter().map(|m| m.ip).collect();
+    if full.len() != SLASH16_POOL || distinct.len() != SLASH16_POOL {
+        bail!(
+            "filling the /16 made {} ports with {} distinct addresses, expected {SLASH16_POOL}",
+            full.len(),
+            distinct.len()
+        );
+    }
+    let over = server
+        .client
+        .post(format!("{}{NET}/ports", server.base))
+        .header(AUTH_TOKEN, &server.token)
+        .json(&json!({"port": {"network_id": net_d}}))
+        .send()
+        .await
+        .context("the create on the full /16")?;
+    if over.status() != StatusCode::CONFLICT {
+        bail!("a create on the full /16 answered {}", over.status());
+    }
+    let freed = scattered(&full, FULL_FREE);
+    eprintln!("network: releasing {} scattered addresses", freed.len());
+    delete_concurrently(&server, &freed, workers).await?;
+    allocs.push(time_sequential(&server, &net_d, false).await?.describe(
+        &format!("nearly full /16: all taken, then {FULL_FREE} scattered ones released"),
+        "10.3.0.0/16",
+        "10.3.0.2–10.3.255.254",
+        SLASH16_POOL as u64,
+        (SLASH16_POOL - FULL_FREE) as u64,
+    ));
+
     Ok(NetworkReport {
         host: HostInfo::collect(),
         bin: String::new(),
@@ -667,6 +801,7 @@ async fn steps(args: &NetworkBenchArgs, server: Arc<Server>) -> anyhow::Result<N
         create,
         fill_ports: fill,
         fill_ports_per_s,
+        full_fill_ports_per_s,
         list_ports: args.list_ports as usize,
         list_addresses_contiguous,
         lists,
@@ -919,6 +1054,7 @@ mod tests {
             },
             fill_ports: 8000,
             fill_ports_per_s: 400.0,
+            full_fill_ports_per_s: 900.0,
             list_ports: 10_000,
             list_addresses_contiguous: true,
             lists: vec![ListResult {

@@ -233,6 +233,23 @@ pub struct NetworkConfig {
     pub quota_floatingip: i64,
     pub quota_security_group: i64,
     pub quota_security_group_rule: i64,
+    /// The host name under which `strata up` plugs ports through its own host agent (ports
+    /// whose `binding:host_id` is this become ACTIVE); empty means the machine's host name.
+    pub host: String,
+}
+
+impl NetworkConfig {
+    /// [`NetworkConfig::host`], or the kernel's host name when it is empty.
+    pub fn agent_host(&self) -> String {
+        if !self.host.is_empty() {
+            return self.host.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
 }
 
 impl Default for NetworkConfig {
@@ -252,6 +269,7 @@ impl Default for NetworkConfig {
             quota_floatingip: 50,
             quota_security_group: 10,
             quota_security_group_rule: 100,
+            host: String::new(),
         }
     }
 }

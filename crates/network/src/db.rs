@@ -139,6 +139,87 @@ pub async fn list_tx(tx: &mut Tx, kind: &str, project: Option<&str>) -> Result<V
     rows.iter().map(row).collect()
 }
 
+/// A listing of one kind pushed into SQL: who may see the rows, equality filters on the
+/// indexed columns, ascending or descending id order and a window after a marker id.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scan<'a> {
+    pub kind: &'a str,
+    /// `Some(project)`: only rows of `project` or on one of `or_networks` (ports on networks
+    /// the caller owns). `None`: every row (admins).
+    pub owner: Option<&'a str>,
+    pub or_networks: &'a [String],
+    /// `network_id` must be one of these (when not empty).
+    pub network_ids: &'a [&'a str],
+    /// `device_id` must be one of these (when not empty).
+    pub device_ids: &'a [&'a str],
+    /// Only ids after this one in the scan's order.
+    pub after: Option<&'a str>,
+    pub desc: bool,
+    pub limit: Option<usize>,
+}
+
+/// Runs `scan`: rows in id order (descending when asked).
+pub async fn scan(store: &Store, scan: &Scan<'_>) -> Result<Vec<Resource>> {
+    let mut sql = format!("SELECT {COLS} FROM network_resource WHERE kind = $1");
+    let mut binds: Vec<&str> = vec![scan.kind];
+    fn param<'v>(binds: &mut Vec<&'v str>, v: &'v str) -> String {
+        binds.push(v);
+        format!("${}", binds.len())
+    }
+    if let Some(owner) = scan.owner {
+        let mut alts = vec![format!("project_id = {}", param(&mut binds, owner))];
+        if !scan.or_networks.is_empty() {
+            let ps: Vec<String> = scan
+                .or_networks
+                .iter()
+                .map(|n| param(&mut binds, n.as_str()))
+                .collect();
+            alts.push(format!("network_id IN ({})", ps.join(", ")));
+        }
+        sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+    }
+    for (col, vals) in [
+        ("network_id", scan.network_ids),
+        ("device_id", scan.device_ids),
+    ] {
+        if !vals.is_empty() {
+            let ps: Vec<String> = vals.iter().map(|v| param(&mut binds, v)).collect();
+            sql.push_str(&format!(" AND {col} IN ({})", ps.join(", ")));
+        }
+    }
+    if let Some(after) = scan.after {
+        let op = if scan.desc { "<" } else { ">" };
+        sql.push_str(&format!(" AND id {op} {}", param(&mut binds, after)));
+    }
+    sql.push_str(if scan.desc {
+        " ORDER BY id DESC"
+    } else {
+        " ORDER BY id"
+    });
+    if let Some(l) = scan.limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    let mut q = sqlx::query(&sql);
+    for b in &binds {
+        q = q.bind(*b);
+    }
+    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    rows.iter().map(row).collect()
+}
+
+/// The ids of `project`'s resources of `kind`.
+pub async fn ids_of(store: &Store, kind: &str, project: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM network_resource WHERE kind = $1 AND project_id = $2")
+        .bind(kind)
+        .bind(project)
+        .fetch_all(store.pool())
+        .await
+        .map_err(from_sqlx)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("id").map_err(from_sqlx))
+        .collect()
+}
+
 /// How many resources of `kind` a project has (for quotas), inside the write.
 pub async fn count_tx(tx: &mut Tx, kind: &str, project: &str) -> Result<i64> {
     let r = sqlx::query(
@@ -152,9 +233,19 @@ pub async fn count_tx(tx: &mut Tx, kind: &str, project: &str) -> Result<i64> {
     r.try_get::<i64, _>("n").map_err(from_sqlx)
 }
 
+/// The indexed copies of `network_id` and `device_id` beside the document.
+fn indexed(r: &Resource) -> (Option<String>, Option<String>) {
+    (
+        r.str("network_id").map(str::to_string),
+        r.str("device_id").map(str::to_string),
+    )
+}
+
 pub async fn insert(tx: &mut Tx, r: &Resource) -> Result<()> {
+    let (network_id, device_id) = indexed(r);
     sqlx::query(&format!(
-        "INSERT INTO network_resource ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO network_resource ({COLS}, network_id, device_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(&r.kind)
     .bind(&r.id)
@@ -163,6 +254,8 @@ pub async fn insert(tx: &mut Tx, r: &Resource) -> Result<()> {
     .bind(r.created_at)
     .bind(r.updated_at)
     .bind(r.revision_number)
+    .bind(network_id)
+    .bind(device_id)
     .execute(tx.conn())
     .await
     .map_err(from_sqlx)?;
@@ -173,9 +266,10 @@ pub async fn insert(tx: &mut Tx, r: &Resource) -> Result<()> {
 pub async fn save(tx: &mut Tx, r: &mut Resource) -> Result<()> {
     r.revision_number += 1;
     r.updated_at = strata_core::time::now_micros().max(r.updated_at + 1);
+    let (network_id, device_id) = indexed(r);
     sqlx::query(
         "UPDATE network_resource SET doc = $3, updated_at = $4, revision_number = $5, \
-         project_id = $6 WHERE kind = $1 AND id = $2",
+         project_id = $6, network_id = $7, device_id = $8 WHERE kind = $1 AND id = $2",
     )
     .bind(&r.kind)
     .bind(&r.id)
@@ -183,6 +277,8 @@ pub async fn save(tx: &mut Tx, r: &mut Resource) -> Result<()> {
     .bind(r.updated_at)
     .bind(r.revision_number)
     .bind(&r.project_id)
+    .bind(network_id)
+    .bind(device_id)
     .execute(tx.conn())
     .await
     .map_err(from_sqlx)?;

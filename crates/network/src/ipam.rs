@@ -443,12 +443,6 @@ pub async fn allocate(
         }
     }
     let version = cidr.version();
-    let taken: Vec<u128> = allocated(tx, &subnet.id)
-        .await?
-        .into_iter()
-        .filter(|ip| version_of(*ip) == version)
-        .map(to_u128)
-        .collect();
     let mut skip = Vec::new();
     if let Some(g) = gateway_of(subnet) {
         skip.push(to_u128(g));
@@ -457,14 +451,148 @@ pub async fn allocate(
         skip.push(cidr.first());
         skip.push(cidr.last());
     }
-    match lowest_free(&pools_of(subnet), &taken, &skip) {
+    let mut pools = pools_of(subnet);
+    pools.sort();
+    let start = cursor(tx, &subnet.id).await?;
+    let found = match probe(tx, &subnet.id, &pools, start, &skip, version).await? {
+        Some(v) => Some(v),
+        None => {
+            // The addresses after the cursor are crowded: read every allocation once and
+            // take the first free one from the cursor on, wrapping round to the start.
+            let taken: Vec<u128> = allocated(tx, &subnet.id)
+                .await?
+                .into_iter()
+                .filter(|ip| version_of(*ip) == version)
+                .map(to_u128)
+                .collect();
+            let from_cursor: Vec<Range> = pools
+                .iter()
+                .filter(|(_, e)| *e >= start)
+                .map(|(s, e)| ((*s).max(start), *e))
+                .collect();
+            lowest_free(&from_cursor, &taken, &skip).or_else(|| lowest_free(&pools, &taken, &skip))
+        }
+    };
+    match found {
         Some(v) => {
             let ip = from_u128(v, version);
             record(tx, &subnet.id, ip, network_id, port_id).await?;
+            set_cursor(tx, &subnet.id, v + 1).await?;
             Ok(Ok(ip))
         }
         None => Ok(Err(exhausted(network_id))),
     }
+}
+
+/// Candidates checked per query when probing from the cursor.
+const PROBE_CHUNK: usize = 64;
+/// Chunks probed before falling back to reading every allocation.
+const PROBE_CHUNKS: usize = 8;
+
+/// Where the next automatic allocation on the subnet starts looking: just after the last
+/// address it handed out. Addresses are taken in order through the pools and wrap round, so a
+/// released address is not handed out again until the pools have been gone through (as
+/// Neutron avoids reusing an address at once), and an allocation costs a few indexed lookups
+/// instead of a read of every allocated address.
+async fn cursor(tx: &mut Tx, subnet_id: &str) -> Result<u128> {
+    let r = sqlx::query("SELECT next_ip FROM network_ip_cursor WHERE subnet_id = $1")
+        .bind(subnet_id)
+        .fetch_optional(tx.conn())
+        .await
+        .map_err(from_sqlx)?;
+    Ok(match r {
+        Some(r) => r
+            .try_get::<String, _>("next_ip")
+            .map_err(from_sqlx)?
+            .parse()
+            .unwrap_or(0),
+        None => 0,
+    })
+}
+
+async fn set_cursor(tx: &mut Tx, subnet_id: &str, next: u128) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO network_ip_cursor (subnet_id, next_ip) VALUES ($1, $2) \
+         ON CONFLICT (subnet_id) DO UPDATE SET next_ip = excluded.next_ip",
+    )
+    .bind(subnet_id)
+    .bind(next.to_string())
+    .execute(tx.conn())
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Forgets the subnet's cursor (the subnet is deleted).
+async fn drop_cursor(tx: &mut Tx, subnet_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM network_ip_cursor WHERE subnet_id = $1")
+        .bind(subnet_id)
+        .execute(tx.conn())
+        .await
+        .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// The addresses of `pools` (sorted) from `start` on, wrapping round to the first pool, in
+/// order; `skip` excluded.
+fn candidates<'p>(
+    pools: &'p [Range],
+    start: u128,
+    skip: &'p [u128],
+) -> impl Iterator<Item = u128> + 'p {
+    let after = pools
+        .iter()
+        .filter(move |(_, e)| *e >= start)
+        .flat_map(move |(s, e)| (*s).max(start)..=*e);
+    let before = pools
+        .iter()
+        .filter(move |(s, _)| *s < start)
+        .flat_map(move |(s, e)| *s..=(*e).min(start.saturating_sub(1)));
+    after.chain(before).filter(move |v| !skip.contains(v))
+}
+
+/// The first free address from the cursor on, checking [`PROBE_CHUNK`] candidates per
+/// indexed query; `None` when [`PROBE_CHUNKS`] chunks found none (or the pools are empty).
+async fn probe(
+    tx: &mut Tx,
+    subnet_id: &str,
+    pools: &[Range],
+    start: u128,
+    skip: &[u128],
+    version: u8,
+) -> Result<Option<u128>> {
+    let mut cands = candidates(pools, start, skip);
+    for _ in 0..PROBE_CHUNKS {
+        let chunk: Vec<u128> = cands.by_ref().take(PROBE_CHUNK).collect();
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|v| from_u128(*v, version).to_string())
+            .collect();
+        let ps: Vec<String> = (0..texts.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT ip_address FROM network_ip_allocation WHERE subnet_id = $1 \
+             AND ip_address IN ({})",
+            ps.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(subnet_id);
+        for t in &texts {
+            q = q.bind(t.as_str());
+        }
+        let taken: Vec<String> = q
+            .fetch_all(tx.conn())
+            .await
+            .map_err(from_sqlx)?
+            .iter()
+            .map(|r| r.try_get::<String, _>("ip_address").map_err(from_sqlx))
+            .collect::<Result<_>>()?;
+        if let Some(i) = texts.iter().position(|t| !taken.contains(t)) {
+            return Ok(Some(chunk[i]));
+        }
+    }
+    Ok(None)
 }
 
 /// Releases every address (and the MAC) a port holds.
@@ -490,7 +618,7 @@ pub async fn release_subnet(tx: &mut Tx, subnet_id: &str) -> Result<()> {
         .execute(tx.conn())
         .await
         .map_err(from_sqlx)?;
-    Ok(())
+    drop_cursor(tx, subnet_id).await
 }
 
 #[cfg(test)]
@@ -557,6 +685,19 @@ mod tests {
         assert_eq!(default_pools(&h, None).len(), 1);
         let p31 = Cidr::parse("10.0.0.0/31").unwrap();
         assert!(default_pools(&p31, None).is_empty());
+    }
+
+    #[test]
+    fn candidates_start_at_the_cursor_and_wrap() {
+        let pools = vec![(10, 12), (20, 22)];
+        let all: Vec<u128> = candidates(&pools, 0, &[]).collect();
+        assert_eq!(all, vec![10, 11, 12, 20, 21, 22]);
+        let from: Vec<u128> = candidates(&pools, 12, &[21]).collect();
+        assert_eq!(from, vec![12, 20, 22, 10, 11]);
+        let between: Vec<u128> = candidates(&pools, 15, &[]).collect();
+        assert_eq!(between, vec![20, 21, 22, 10, 11, 12]);
+        let past: Vec<u128> = candidates(&pools, 99, &[]).collect();
+        assert_eq!(past, vec![10, 11, 12, 20, 21, 22]);
     }
 
     #[test]

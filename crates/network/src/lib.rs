@@ -8,10 +8,13 @@
 //! limits checked inside the write that consumes them, `extract` the auth and body
 //! extractors, `error` Neutron's error bodies.
 //!
-//! Packets are not this crate's job: a data-plane driver (Linux bridge / OVN, a later issue)
-//! will watch the change log (`network.*` kinds) and realise what is recorded here.
+//! Packets are realised by a data-plane driver ([`dataplane::DataPlane`]; Linux bridge / OVN in
+//! a later issue, `noop` now) called by two reconcilers that watch the change log: the host
+//! agent of each compute host plugs the ports bound to it and reports them ACTIVE
+//! ([`NetworkService::report_port`]), the router agent wires routers.
 
 pub mod api;
+pub mod dataplane;
 pub mod db;
 mod error;
 mod extract;
@@ -62,6 +65,55 @@ impl NetworkService {
 
     pub fn config(&self) -> &NetworkConfig {
         &self.0.cfg
+    }
+
+    /// A host's agent reports the port plugged (`up`) or held down: the port becomes ACTIVE
+    /// (or DOWN) and takes the binding details the driver gave, if it is still bound to
+    /// `host` (a port that moved meanwhile is left to its new host). A report that changes
+    /// nothing writes nothing.
+    pub async fn report_port(
+        &self,
+        port_id: &str,
+        host: &str,
+        up: bool,
+        bound: &dataplane::Bound,
+    ) -> strata_core::Result<bool> {
+        let (port_id, host) = (port_id.to_string(), host.to_string());
+        let (vif_type, vif_details) = (bound.vif_type.clone(), bound.vif_details.clone());
+        self.store()
+            .write(move |tx| {
+                let (port_id, host) = (port_id.clone(), host.clone());
+                let (vif_type, vif_details) = (vif_type.clone(), vif_details.clone());
+                Box::pin(async move {
+                    let Some(mut p) = db::get_tx(tx, api::ports::KIND, &port_id).await? else {
+                        return Ok(false);
+                    };
+                    if p.str("binding:host_id") != Some(host.as_str()) {
+                        return Ok(false);
+                    }
+                    let admin_up = p
+                        .doc
+                        .get("admin_state_up")
+                        .and_then(serde_json::Value::as_bool);
+                    let status = if up && admin_up != Some(false) {
+                        "ACTIVE"
+                    } else {
+                        "DOWN"
+                    };
+                    let same = p.str("status") == Some(status)
+                        && p.str("binding:vif_type") == Some(vif_type.as_str())
+                        && p.doc.get("binding:vif_details") == Some(&vif_details);
+                    if same {
+                        return Ok(false);
+                    }
+                    p.doc.insert("status".into(), status.into());
+                    p.doc.insert("binding:vif_type".into(), vif_type.into());
+                    p.doc.insert("binding:vif_details".into(), vif_details);
+                    db::save(tx, &mut p).await?;
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     /// `<base>/network`, the catalog endpoint.

@@ -359,7 +359,8 @@ async fn update_reallocates_fixed_ips() {
             )
             .await;
         r.assert_error(StatusCode::BAD_REQUEST);
-        // binding: admins only; a bound port that is up is ACTIVE
+        // binding: admins only; a bound port is DOWN until its host's agent plugs it
+        // (tests/dataplane.rs), and DOWN whatever the agent says while administratively down
         let r = st
             .put(
                 &format!("/v2.0/ports/{id}"),
@@ -376,7 +377,7 @@ async fn update_reallocates_fixed_ips() {
             )
             .await;
         let v = r.ok(StatusCode::OK)["port"].clone();
-        assert_eq!(v["status"], "ACTIVE");
+        assert_eq!(v["status"], "DOWN");
         assert_eq!(v["binding:vif_type"], "ovs");
         let r = st
             .put(
@@ -851,5 +852,184 @@ async fn slaac_addresses_and_the_default_security_group() {
             r.assert_error(StatusCode::CONFLICT),
             "PortSecurityPortHasSecurityGroup"
         );
+    }
+}
+
+/// Follows `rel` links from `first` (a path with query) as `token`, collecting ids page by
+/// page; fails on a page longer than `limit`.
+async fn walk(st: &Stack, token: &str, first: &str, rel: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut path = first.to_string();
+    for _ in 0..50 {
+        let r = st.get(&path, token).await;
+        let body = r.ok(StatusCode::OK).clone();
+        let page: Vec<String> = body["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| s(p, "id"))
+            .collect();
+        assert!(page.len() <= limit, "{body}");
+        pages.push(page);
+        let next = body["ports_links"]
+            .as_array()
+            .and_then(|links| links.iter().find(|l| l["rel"] == rel).map(|l| s(l, "href")));
+        match next {
+            Some(href) => path = href[href.find("/v2.0/").unwrap()..].to_string(),
+            None => return pages,
+        }
+    }
+    panic!("more than 50 pages");
+}
+
+#[tokio::test]
+async fn paging_by_marker_and_filters_in_the_database() {
+    for st in Stack::all().await {
+        let net = s(&st.network(&st.u1, "n").await, "id");
+        subnet(&st, &st.u1, &net, "10.0.0.0/24", json!({})).await;
+        let mut ids = Vec::new();
+        let mut named_a = Vec::new();
+        for i in 0..7 {
+            let name = if i % 2 == 0 { "a" } else { "b" };
+            let p = port(
+                &st,
+                &st.u1,
+                json!({"network_id": net, "name": name,
+                                             "device_id": format!("vm-{}", i % 3)}),
+            )
+            .await;
+            if name == "a" {
+                named_a.push(s(&p, "id"));
+            }
+            ids.push(s(&p, "id"));
+        }
+        ids.sort();
+        named_a.sort();
+        // Forward pages of 3 cover every port once, in id order; the last has no next.
+        let pages = walk(&st, &st.u1, "/v2.0/ports?limit=3", "next", 3).await;
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 3, 1]
+        );
+        assert_eq!(pages.concat(), ids, "{}", st.label());
+        // Backwards from the last port: the pages before it, each in ascending order.
+        let back = walk(
+            &st,
+            &st.u1,
+            &format!("/v2.0/ports?limit=3&marker={}&page_reverse=True", ids[6]),
+            "previous",
+            3,
+        )
+        .await;
+        assert_eq!(back[0], ids[3..6].to_vec());
+        assert_eq!(back[1], ids[0..3].to_vec());
+        // Descending by id.
+        let desc = walk(
+            &st,
+            &st.u1,
+            "/v2.0/ports?limit=4&sort_key=id&sort_dir=desc",
+            "next",
+            4,
+        )
+        .await
+        .concat();
+        let mut rev = ids.clone();
+        rev.reverse();
+        assert_eq!(desc, rev);
+        // A filter applied beside the database's paging still fills pages.
+        let a = walk(&st, &st.u1, "/v2.0/ports?limit=2&name=a", "next", 2)
+            .await
+            .concat();
+        assert_eq!(a, named_a);
+        // Indexed filters, repeated for OR, and with the page.
+        let mut vm0 = st.ids(&st.u1, "ports", "device_id=vm-0").await;
+        vm0.sort();
+        assert_eq!(vm0.len(), 3);
+        let both = st
+            .ids(
+                &st.u1,
+                "ports",
+                &format!("device_id=vm-0&device_id=vm-1&network_id={net}"),
+            )
+            .await;
+        assert_eq!(both.len(), 5);
+        let pages = walk(&st, &st.u1, "/v2.0/ports?device_id=vm-0&limit=2", "next", 2).await;
+        assert_eq!(pages.concat(), vm0);
+        // Another project sees none of them, and their ids are no markers for it.
+        assert!(st
+            .ids(&st.u2, "ports", &format!("network_id={net}"))
+            .await
+            .is_empty());
+        st.get(&format!("/v2.0/ports?limit=2&marker={}", ids[0]), &st.u2)
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        st.get("/v2.0/ports?limit=2&marker=no-such-port", &st.u1)
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        st.get("/v2.0/ports?limit=-1", &st.u1)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+        st.get("/v2.0/ports?no_such_attr=1&limit=2", &st.u1)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+        // The admin sees them all whatever the page size.
+        let all = walk(
+            &st,
+            &st.admin,
+            &format!("/v2.0/ports?network_id={net}&limit=5"),
+            "next",
+            5,
+        )
+        .await
+        .concat();
+        assert_eq!(all, ids);
+    }
+}
+
+#[tokio::test]
+async fn released_addresses_come_back_after_the_pool_wraps() {
+    for st in Stack::all().await {
+        let net = s(&st.network(&st.u1, "n").await, "id");
+        // 10.9.0.0/29: gateway .1, pool .2–.6.
+        subnet(&st, &st.u1, &net, "10.9.0.0/29", json!({})).await;
+        let mut by_ip = std::collections::HashMap::new();
+        for _ in 0..5 {
+            let p = port(&st, &st.u1, json!({"network_id": net})).await;
+            by_ip.insert(ips(&p)[0].1.clone(), s(&p, "id"));
+        }
+        let mut taken: Vec<&String> = by_ip.keys().collect();
+        taken.sort();
+        assert_eq!(
+            taken,
+            ["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"]
+        );
+        let create = || async {
+            let p = port(&st, &st.u1, json!({"network_id": net})).await;
+            (ips(&p)[0].1.clone(), s(&p, "id"))
+        };
+        st.delete(&format!("/v2.0/ports/{}", by_ip["10.9.0.3"]), &st.u1)
+            .await
+            .ok(StatusCode::NO_CONTENT);
+        let (ip, _) = create().await;
+        assert_eq!(
+            ip,
+            "10.9.0.3",
+            "{}: the only free address, found by wrapping",
+            st.label()
+        );
+        for a in ["10.9.0.2", "10.9.0.5"] {
+            st.delete(&format!("/v2.0/ports/{}", by_ip[a]), &st.u1)
+                .await
+                .ok(StatusCode::NO_CONTENT);
+        }
+        // The allocator goes on after the last address it handed out (.3), so .5 comes
+        // before the lower .2.
+        assert_eq!(create().await.0, "10.9.0.5");
+        assert_eq!(create().await.0, "10.9.0.2");
+        let r = st
+            .post("/v2.0/ports", &st.u1, json!({"port": {"network_id": net}}))
+            .await;
+        assert_eq!(r.json["NeutronError"]["type"], "IpAddressGenerationFailure");
+        r.assert_error(StatusCode::CONFLICT);
     }
 }

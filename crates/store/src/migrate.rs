@@ -41,6 +41,15 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(9, "0009_image_members"),
     portable!(10, "0010_volume"),
     portable!(11, "0011_network"),
+    Migration {
+        version: 12,
+        name: "0012_network_index",
+        sql: include_str!("../migrations/0012_network_index.sql"),
+        sqlite: None,
+        postgres: Some(include_str!(
+            "../migrations/0012_network_index.postgres.sql"
+        )),
+    },
 ];
 
 impl Store {

@@ -25,6 +25,11 @@ pub struct Store {
     dialect: Dialect,
     committed: watch::Sender<i64>,
     url: std::sync::Arc<str>,
+    /// SQLite has one writer at a time; writers of this process queue here, in arrival
+    /// order, instead of polling SQLite's busy handler (which sleeps up to 100 ms between
+    /// tries and is unfair, so under load some writers waited seconds). Other processes on
+    /// the same file still meet the busy timeout.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A write transaction holding the next global revision.
@@ -94,6 +99,7 @@ impl Store {
             dialect,
             committed,
             url: url.as_str().into(),
+            writer: Default::default(),
         })
     }
 
@@ -132,6 +138,10 @@ impl Store {
     where
         F: for<'t> FnMut(&'t mut Tx) -> TxFuture<'t, T>,
     {
+        let _turn = match self.dialect {
+            Dialect::Sqlite => Some(self.writer.lock().await),
+            Dialect::Postgres => None,
+        };
         let mut inner = self.pool.begin().await.map_err(from_sqlx)?;
         // Taking the revision first makes this transaction a writer from its first statement:
         // on PostgreSQL the row lock orders writers, on SQLite it takes the write lock up

@@ -334,6 +334,7 @@ async fn run(
     if boot.is_some() {
         bootstrap_network(&store, &network).await;
     }
+    let agents = start_network_agents(&network, sole_writer, &stop_rx);
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
@@ -361,6 +362,9 @@ async fn run(
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = background.await;
+    for a in agents {
+        let _ = a.await;
+    }
     if let Some(l) = notifications {
         l.abort();
     }
@@ -391,6 +395,30 @@ impl ShutdownSignals {
             _ = self.term.recv() => {}
         }
     }
+}
+
+/// The network data plane's reconcilers on the `noop` driver: the router agent, and for the
+/// all-in-one (`up`) the host agent of this machine, which plugs the ports bound to it.
+/// Replicas (`server`) each run a router agent: its passes are idempotent, so two replicas
+/// wiring the same router do no harm; compute hosts run their own host agents.
+fn start_network_agents(
+    network: &strata_network::NetworkService,
+    all_in_one: bool,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use strata_network::dataplane::{HostAgent, NoopDataPlane, RouterAgent};
+    let plane = Arc::new(NoopDataPlane::new());
+    let mut tasks = vec![tokio::spawn(
+        Arc::new(RouterAgent::new(network.clone(), plane.clone())).run(stop.clone()),
+    )];
+    if all_in_one {
+        let host = network.config().agent_host();
+        tracing::info!(%host, driver = "noop", "network host agent");
+        tasks.push(tokio::spawn(
+            Arc::new(HostAgent::new(network.clone(), host, plane)).run(stop.clone()),
+        ));
+    }
+    tasks
 }
 
 /// DevStack's starting network topology (`public`, `private`, `router1`), made once, when the

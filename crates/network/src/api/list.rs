@@ -114,24 +114,22 @@ fn sort_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-/// Sorts, pages and projects `views`, returning the collection body
-/// `{"<collection>": [...], "<collection>_links": [...]}`. `url` is the collection's URL.
-pub fn respond(
-    collection: &str,
-    url: &str,
-    mut views: Vec<Value>,
-    query: &[(String, String)],
+fn get_all<'q>(query: &'q [(String, String)], k: &str) -> Vec<&'q str> {
+    query
+        .iter()
+        .filter(|(kk, _)| kk == k)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The sort order the query asks for as `(key, ascending)` pairs, ending with `id` so the
+/// order is total (as Neutron does).
+pub fn order<'q>(
+    query: &'q [(String, String)],
     attrs: &[&str],
-) -> NeutronResult<Value> {
-    let get_all = |k: &str| -> Vec<&str> {
-        query
-            .iter()
-            .filter(|(kk, _)| kk == k)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let sort_keys = get_all("sort_key");
-    let sort_dirs = get_all("sort_dir");
+) -> NeutronResult<Vec<(&'q str, bool)>> {
+    let sort_keys = get_all(query, "sort_key");
+    let sort_dirs = get_all(query, "sort_dir");
     if sort_keys.len() < sort_dirs.len() {
         return Err(NeutronError::bad_request(
             "The number of sort_keys and sort_dirs must be same",
@@ -159,6 +157,48 @@ pub fn respond(
         let asc = order.last().map(|o| o.1).unwrap_or(true);
         order.push(("id", asc));
     }
+    Ok(order)
+}
+
+/// `limit=`: `None` when absent or 0.
+pub fn limit(query: &[(String, String)]) -> NeutronResult<Option<usize>> {
+    match query.iter().find(|(k, _)| k == "limit") {
+        None => Ok(None),
+        Some((_, l)) => match l.parse::<i64>() {
+            Ok(0) => Ok(None),
+            Ok(n) if n > 0 => Ok(Some(n as usize)),
+            _ => Err(NeutronError::bad_request(format!(
+                "Limit must be an integer 0 or greater and not '{l}'"
+            ))),
+        },
+    }
+}
+
+/// Whether the query pages backwards (`page_reverse=True`).
+pub fn reverse(query: &[(String, String)]) -> bool {
+    query
+        .iter()
+        .any(|(k, v)| k == "page_reverse" && v.eq_ignore_ascii_case("true"))
+}
+
+/// `marker=`.
+pub fn marker(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "marker")
+        .map(|(_, v)| v.as_str())
+}
+
+/// Sorts, pages and projects `views`, returning the collection body
+/// `{"<collection>": [...], "<collection>_links": [...]}`. `url` is the collection's URL.
+pub fn respond(
+    collection: &str,
+    url: &str,
+    mut views: Vec<Value>,
+    query: &[(String, String)],
+    attrs: &[&str],
+) -> NeutronResult<Value> {
+    let order = order(query, attrs)?;
     views.sort_by(|a, b| {
         for (k, asc) in &order {
             let o = sort_cmp(&a[*k], &b[*k]);
@@ -169,40 +209,20 @@ pub fn respond(
         }
         Ordering::Equal
     });
-    let limit = match query.iter().find(|(k, _)| k == "limit") {
-        None => None,
-        Some((_, l)) => match l.parse::<i64>() {
-            Ok(n) if n < 0 => {
-                return Err(NeutronError::bad_request(format!(
-                    "Limit must be an integer 0 or greater and not '{l}'"
-                )))
-            }
-            Ok(0) => None,
-            Ok(n) => Some(n as usize),
-            Err(_) => {
-                return Err(NeutronError::bad_request(format!(
-                    "Limit must be an integer 0 or greater and not '{l}'"
-                )))
-            }
-        },
-    };
-    let reverse = query
-        .iter()
-        .any(|(k, v)| k == "page_reverse" && v.eq_ignore_ascii_case("true"));
-    let marker = query
-        .iter()
-        .find(|(k, _)| k == "marker")
-        .map(|(_, v)| v.clone());
-    let mut page: Vec<Value> = match &marker {
+    let limit = limit(query)?;
+    let reverse = reverse(query);
+    let marker = marker(query);
+    let mut page: Vec<Value> = match marker {
         Some(m) => {
             let pos = views
                 .iter()
-                .position(|v| v["id"].as_str() == Some(m.as_str()))
+                .position(|v| v["id"].as_str() == Some(m))
                 .ok_or_else(|| NeutronError::not_found(collection.trim_end_matches('s'), m))?;
             if reverse {
-                views[..pos].to_vec()
+                views.truncate(pos);
+                views
             } else {
-                views[pos + 1..].to_vec()
+                views.split_off(pos + 1)
             }
         }
         None => views,
@@ -218,6 +238,22 @@ pub fn respond(
             }
         }
     }
+    Ok(finish(collection, url, page, more, query))
+}
+
+/// The collection body for one page already cut in sort order: `more` says whether items
+/// remain beyond it in the paging direction; the links follow from the query's `limit`,
+/// `marker` and `page_reverse`, and `fields` projects the views.
+pub fn finish(
+    collection: &str,
+    url: &str,
+    page: Vec<Value>,
+    more: bool,
+    query: &[(String, String)],
+) -> Value {
+    let limit = self::limit(query).ok().flatten();
+    let reverse = self::reverse(query);
+    let marker = self::marker(query);
     let mut links = Vec::new();
     if let Some(l) = limit {
         let base: Vec<(String, String)> = query
@@ -238,14 +274,8 @@ pub fn respond(
                 .collect();
             json!({"href": format!("{url}?{}", qs.join("&")), "rel": rel})
         };
-        let (first, last) = (
-            page.first()
-                .and_then(|v| v["id"].as_str())
-                .map(str::to_string),
-            page.last()
-                .and_then(|v| v["id"].as_str())
-                .map(str::to_string),
-        );
+        let first = page.first().and_then(|v| v["id"].as_str());
+        let last = page.last().and_then(|v| v["id"].as_str());
         // Forward paging: next while more remain, previous once past the start; reversed, the
         // other way round.
         let (has_next, has_prev) = if reverse {
@@ -254,24 +284,24 @@ pub fn respond(
             (more, marker.is_some())
         };
         if has_next {
-            if let Some(last) = &last {
+            if let Some(last) = last {
                 links.push(link(last, false, "next"));
             }
         }
         if has_prev {
-            if let Some(first) = &first {
+            if let Some(first) = first {
                 links.push(link(first, true, "previous"));
             }
         }
     }
-    let fields = get_all("fields");
+    let fields = get_all(query, "fields");
     let page: Vec<Value> = page.into_iter().map(|v| project(v, &fields)).collect();
     let mut out = Map::new();
     out.insert(collection.to_string(), Value::Array(page));
     if !links.is_empty() {
         out.insert(format!("{collection}_links"), Value::Array(links));
     }
-    Ok(Value::Object(out))
+    Value::Object(out)
 }
 
 /// Keeps only `fields` of a view (all when empty), as `?fields=` asks.

@@ -61,10 +61,15 @@ pub fn ts(us: i64) -> String {
 
 /// The attributes every resource view has: id, project, standard attributes.
 pub fn standard(r: &Resource) -> Map<String, Value> {
-    let mut m = r.doc.clone();
+    standard_owned(r.clone())
+}
+
+/// [`standard`], consuming the resource (no copy of its document).
+pub fn standard_owned(r: Resource) -> Map<String, Value> {
+    let mut m = r.doc;
     m.insert("id".into(), json!(r.id));
     m.insert("tenant_id".into(), json!(r.project_id));
-    m.insert("project_id".into(), json!(r.project_id));
+    m.insert("project_id".into(), Value::String(r.project_id));
     m.insert("created_at".into(), json!(ts(r.created_at)));
     m.insert("updated_at".into(), json!(ts(r.updated_at)));
     m.insert("revision_number".into(), json!(r.revision_number));

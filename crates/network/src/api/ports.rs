@@ -8,7 +8,7 @@
 //! admin state up.
 
 use super::list;
-use super::networks::{self, boolean, only, owner, standard, string};
+use super::networks::{self, boolean, only, owner, string};
 use super::write;
 use crate::db::{self, Resource};
 use crate::error::{NeutronError, NeutronResult};
@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use strata_store::{from_sqlx, sqlx, Tx};
 
@@ -93,7 +92,12 @@ const MAX_FIXED_IPS: usize = 5;
 
 /// The port view; binding details only for admins.
 pub fn view(r: &Resource, admin: bool) -> Value {
-    let mut m = standard(r);
+    view_owned(r.clone(), admin)
+}
+
+/// [`view`], consuming the resource.
+fn view_owned(r: Resource, admin: bool) -> Value {
+    let mut m = networks::standard_owned(r);
     if !admin {
         for k in ADMIN_ONLY {
             m.remove(*k);
@@ -102,52 +106,62 @@ pub fn view(r: &Resource, admin: bool) -> Value {
     Value::Object(m)
 }
 
-/// Whether a port is ACTIVE: bound and administratively up. A port is bound when a host
-/// claimed it (`binding:host_id`), or when it is a router's: routers are realised by the
-/// control plane's own L3 service, not by a compute host, so their ports are bound to it as
-/// soon as they are plugged (as Neutron's L3 agent / OVN do within moments).
-fn status(doc: &Map<String, Value>) -> &'static str {
-    let router_port = doc
-        .get("device_owner")
-        .and_then(Value::as_str)
-        .is_some_and(|o| o.starts_with("network:router_"));
-    let bound = router_port
-        || doc
-            .get("binding:host_id")
-            .and_then(Value::as_str)
-            .is_some_and(|h| !h.is_empty());
+/// The port's status after a change. Router ports are realised by the control plane's own L3
+/// service ([`crate::dataplane::RouterAgent`]), so they are ACTIVE while administratively up.
+/// A port bound to a compute host is DOWN until that host's agent reports it plugged
+/// ([`crate::NetworkService::report_port`]); it drops back to DOWN when it moves to another
+/// host, is unbound or set administratively down, and keeps what the agent reported otherwise.
+fn status(doc: &Map<String, Value>, prev_host: Option<&str>) -> &'static str {
     let up = doc
         .get("admin_state_up")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    if bound && up {
-        "ACTIVE"
-    } else {
-        "DOWN"
+    let router_port = doc
+        .get("device_owner")
+        .and_then(Value::as_str)
+        .is_some_and(|o| o.starts_with("network:router_"));
+    if router_port {
+        return if up { "ACTIVE" } else { "DOWN" };
+    }
+    let host = doc
+        .get("binding:host_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if host.is_empty() || !up || prev_host != Some(host) {
+        return "DOWN";
+    }
+    match doc.get("status").and_then(Value::as_str) {
+        Some("ACTIVE") => "ACTIVE",
+        Some("BUILD") => "BUILD",
+        _ => "DOWN",
     }
 }
 
-/// Sets the binding's VIF type and details and the status from the host and admin state.
-fn settle(doc: &mut Map<String, Value>) {
-    let bound = doc
+/// Sets the binding's VIF type and details and the status from the host and admin state;
+/// `prev_host` is the host the port was bound to before this change (`None` for a new port).
+fn settle(doc: &mut Map<String, Value>, prev_host: Option<&str>) {
+    let host = doc
         .get("binding:host_id")
         .and_then(Value::as_str)
-        .is_some_and(|h| !h.is_empty());
+        .unwrap_or("");
+    let bound = !host.is_empty();
+    let moved = prev_host != Some(host);
     let filter = doc
         .get("port_security_enabled")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    if bound {
+    if !bound {
+        doc.insert("binding:vif_type".into(), json!("unbound"));
+        doc.insert("binding:vif_details".into(), json!({}));
+    } else if moved || doc.get("binding:vif_type").and_then(Value::as_str) == Some("unbound") {
+        // Bound by the control plane; the host's agent may refine the details when it plugs.
         doc.insert("binding:vif_type".into(), json!("ovs"));
         doc.insert(
             "binding:vif_details".into(),
             json!({"port_filter": filter, "connectivity": "l2"}),
         );
-    } else {
-        doc.insert("binding:vif_type".into(), json!("unbound"));
-        doc.insert("binding:vif_details".into(), json!({}));
     }
-    let s = status(doc);
+    let s = status(doc, prev_host);
     doc.insert("status".into(), json!(s));
 }
 
@@ -940,7 +954,7 @@ async fn plan(svc: &NetworkService, auth: &Auth, m: &Map<String, Value>) -> Neut
         json!(string(m, "description", 255)?.unwrap_or_default()),
     );
     doc.insert("tags".into(), tags_attr(m)?.unwrap_or_else(|| json!([])));
-    settle(&mut doc);
+    settle(&mut doc, None);
     Ok(Plan {
         port: Resource::new(KIND, strata_core::ids::uuid(), project, doc),
         network_id,
@@ -1098,38 +1112,86 @@ fn same_ip(a: &str, b: &str) -> bool {
     }
 }
 
-/// `GET /v2.0/ports`.
+/// `GET /v2.0/ports`. The caller's ports and the ports on its networks (all for admins),
+/// read through indexed queries: `network_id` and `device_id` filters and, when the order is
+/// by id alone (the default), the page itself (marker, limit, direction) are pushed into
+/// SQL; other filters are applied to the views batch by batch until the page is full.
 pub async fn port_list(
     State(svc): State<NetworkService>,
     auth: Auth,
     Pairs(q): Pairs,
 ) -> NeutronResult<Json<Value>> {
-    let owners: HashMap<String, String> = db::list(svc.store(), networks::KIND, None)
-        .await?
-        .into_iter()
-        .map(|n| (n.id, n.project_id))
-        .collect();
-    let all = db::list(svc.store(), KIND, None).await?;
+    let order = list::order(&q, ATTRS)?;
+    let limit = list::limit(&q)?;
     let admin = auth.admin();
-    let views: Vec<Value> = all
-        .iter()
-        .filter(|r| {
-            let net_owner = r.str("network_id").and_then(|n| owners.get(n));
-            visible(&auth, r, net_owner.map(String::as_str))
-        })
-        .map(|r| view(r, admin))
-        .collect();
+    let or_networks = if admin {
+        Vec::new()
+    } else {
+        db::ids_of(svc.store(), networks::KIND, auth.project()).await?
+    };
+    let values = |k: &str| -> Vec<&str> {
+        q.iter()
+            .filter(|(kk, _)| kk == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let (network_ids, device_ids) = (values("network_id"), values("device_id"));
+    let mut scan = db::Scan {
+        kind: KIND,
+        owner: (!admin).then(|| auth.project()),
+        or_networks: &or_networks,
+        network_ids: &network_ids,
+        device_ids: &device_ids,
+        ..Default::default()
+    };
     let special = |v: &Value, k: &str, wants: &[&str]| -> Option<bool> {
         (k == "fixed_ips").then(|| fixed_ips_match(v, wants))
     };
-    let views = list::filter(views, &q, ATTRS, &special)?;
-    Ok(Json(list::respond(
-        "ports",
-        &super::collection_url(&svc, "ports"),
-        views,
-        &q,
-        ATTRS,
-    )?))
+    let url = super::collection_url(&svc, "ports");
+    let [("id", asc)] = order.as_slice() else {
+        let views = db::scan(svc.store(), &scan)
+            .await?
+            .into_iter()
+            .map(|r| view_owned(r, admin))
+            .collect();
+        let views = list::filter(views, &q, ATTRS, &special)?;
+        return Ok(Json(list::respond("ports", &url, views, &q, ATTRS)?));
+    };
+    let reverse = list::reverse(&q);
+    let marker = list::marker(&q);
+    if let Some(m) = marker {
+        find(&svc, &auth, m).await?;
+    }
+    scan.desc = *asc == reverse;
+    // One more than the page, to know whether another follows.
+    let want = limit.map(|l| l + 1);
+    let batch = want.map(|w| (w * 2).max(256));
+    scan.limit = batch;
+    let mut page = Vec::new();
+    let mut after = marker.map(str::to_string);
+    loop {
+        let this = db::Scan {
+            after: after.as_deref(),
+            ..scan
+        };
+        let rows = db::scan(svc.store(), &this).await?;
+        let n = rows.len();
+        let next = rows.last().map(|r| r.id.clone());
+        let views = rows.into_iter().map(|r| view_owned(r, admin)).collect();
+        page.extend(list::filter(views, &q, ATTRS, &special)?);
+        if want.is_some_and(|w| page.len() >= w) || batch.is_none_or(|b| n < b) {
+            break;
+        }
+        after = next;
+    }
+    let more = want.is_some_and(|w| page.len() >= w);
+    if let Some(l) = limit {
+        page.truncate(l);
+    }
+    if reverse {
+        page.reverse();
+    }
+    Ok(Json(list::finish("ports", &url, page, more, &q)))
 }
 
 /// `GET /v2.0/ports/{id}`.
@@ -1351,6 +1413,7 @@ async fn apply(
         return Ok(Err(NeutronError::not_found(KIND, id)));
     };
     let network_id = r.str("network_id").unwrap_or("").to_string();
+    let prev_host = r.str("binding:host_id").unwrap_or("").to_string();
     for (k, v) in c.plain {
         r.doc.insert(k, v);
     }
@@ -1439,7 +1502,7 @@ async fn apply(
         let merged = merge_dhcp_opts(r.doc.get("extra_dhcp_opts").unwrap_or(&json!([])), o);
         r.doc.insert("extra_dhcp_opts".into(), merged);
     }
-    settle(&mut r.doc);
+    settle(&mut r.doc, Some(&prev_host));
     db::save(tx, &mut r).await?;
     Ok(Ok(r))
 }
@@ -1499,7 +1562,7 @@ pub(crate) async fn create_service_port(
     doc.insert("ip_allocation".into(), json!("immediate"));
     doc.insert("description".into(), json!(""));
     doc.insert("tags".into(), json!([]));
-    settle(&mut doc);
+    settle(&mut doc, None);
     let plan = Plan {
         port: Resource::new(KIND, strata_core::ids::uuid(), project.to_string(), doc),
         network_id: network_id.to_string(),
