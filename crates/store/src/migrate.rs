@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[Migration] = &[
             "../migrations/0012_network_index.postgres.sql"
         )),
     },
+    portable!(13, "0013_placement"),
 ];
 
 impl Store {

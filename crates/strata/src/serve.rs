@@ -37,6 +37,11 @@ pub const SERVICES: &[CatalogService] = &[
         name: "neutron",
         path: "/network",
     },
+    CatalogService {
+        kind: "placement",
+        name: "placement",
+        path: "/placement",
+    },
 ];
 
 #[derive(clap::Args, Debug)]
@@ -335,12 +340,18 @@ async fn run(
         bootstrap_network(&store, &network).await;
     }
     let agents = start_network_agents(&network, sole_writer, &stop_rx);
+    let placement = strata_placement::PlacementService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+    );
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
             ("/image", image.router()),
             ("/volume", volume.router()),
             ("/network", network.router()),
+            ("/placement", placement.router()),
         ],
         cfg.http.max_body_bytes,
     );
