@@ -25,6 +25,7 @@ mod extract;
 pub mod model;
 pub mod ops;
 pub mod query;
+pub mod scheduler;
 mod schema;
 mod version;
 
