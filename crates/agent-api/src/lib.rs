@@ -1,0 +1,356 @@
+//! The contract between the server and its node agents (ours, not OpenStack's), version 1.
+//!
+//! An agent registers its host ([`HostRegistration`]: what the hypervisor offers), then keeps
+//! it alive with heartbeats, follows the host's desired instances ([`DesiredInstances`], a
+//! long poll on the change-log revision) and reports what it observes ([`InstanceReport`]).
+//! The server owns every decision (scheduling, state transitions, retries); the agent only
+//! makes its host match what it is given, idempotently, and says what happened.
+//!
+//! [`ControlPlane`] is the agent's view of the server. [`HttpControlPlane`] speaks it over
+//! HTTP+JSON (paths under `/agent/v1`, the caller's Keystone token in `X-Auth-Token`);
+//! `strata up` can hand its in-process agents another implementation.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The version of this contract; the server refuses agents of another major version.
+pub const VERSION: &str = "1.0";
+
+/// What a host offers, sent at registration (and again when it changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRegistration {
+    /// The compute host name (`binding:host_id` of its ports, `OS-EXT-SRV-ATTR:host`).
+    pub host: String,
+    pub agent_version: String,
+    /// `QEMU`, `fake`, …
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub hypervisor_hostname: String,
+    pub host_ip: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    /// Free-form CPU description (`arch`, `model`, `vendor`, `topology`, `features`), as Nova
+    /// shows it in `os-hypervisors`.
+    pub cpu_info: Value,
+    /// `(architecture, hypervisor type, vm mode)` triples the host runs.
+    pub supported_instances: Vec<(String, String, String)>,
+    /// Placement traits of the host (`COMPUTE_*`, `HW_CPU_*`).
+    pub traits: Vec<String>,
+}
+
+/// The server's answer to a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registered {
+    /// The host's root resource provider.
+    pub provider_uuid: String,
+    pub service_id: String,
+    /// Heartbeat at least this often or the service is reported down.
+    pub heartbeat_interval_s: u64,
+}
+
+/// The power state an instance should be in (Nova's `power_state` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Power {
+    Running,
+    Shutdown,
+    Paused,
+    Suspended,
+}
+
+/// Observed power state, as Nova numbers it (`power_state` in the server view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    NoState,
+    Running,
+    Paused,
+    Shutdown,
+    Crashed,
+    Suspended,
+}
+
+impl PowerState {
+    /// Nova's integer codes.
+    pub fn code(self) -> i64 {
+        match self {
+            PowerState::NoState => 0,
+            PowerState::Running => 1,
+            PowerState::Paused => 3,
+            PowerState::Shutdown => 4,
+            PowerState::Crashed => 6,
+            PowerState::Suspended => 7,
+        }
+    }
+}
+
+/// The flavor as the hypervisor sizes a guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Sizing {
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub root_gb: i64,
+    pub ephemeral_gb: i64,
+    pub swap_mb: i64,
+    pub extra_specs: std::collections::BTreeMap<String, String>,
+}
+
+/// A disk of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// `vda`, `vdb`, …
+    pub device_name: String,
+    pub boot_index: Option<i64>,
+    /// Where the data lives: `{"driver_volume_type": "file", "data": {"path", "format"}}`
+    /// for local files, `rbd` for Ceph; for an image-backed root, the image's path.
+    pub connection_info: Value,
+    pub size_gb: i64,
+    /// `local` (the agent creates it from `image` or blank) or `volume` (given).
+    pub source: String,
+}
+
+/// A network interface of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vif {
+    pub port_id: String,
+    pub mac_address: String,
+    pub network_id: String,
+    pub mtu: i64,
+    pub vif_type: String,
+    pub fixed_ips: Vec<String>,
+}
+
+/// One instance the host should run, as the server wants it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub uuid: String,
+    /// `instance-0000002a`, the hypervisor's domain name.
+    pub name: String,
+    pub hostname: String,
+    /// Bumped whenever anything below changes; reports say which one they applied.
+    pub generation: i64,
+    pub power: Power,
+    /// Bumped per reboot request; `hard_reboot` says how the last one was asked.
+    pub reboot_seq: i64,
+    pub hard_reboot: bool,
+    pub sizing: Sizing,
+    pub image_id: Option<String>,
+    pub disks: Vec<Disk>,
+    pub vifs: Vec<Vif>,
+    pub user_data: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub key_data: Option<String>,
+    pub config_drive: bool,
+}
+
+/// The desired instances of a host at a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredInstances {
+    pub revision: i64,
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// A failure the agent hit, shown to users as the server's `fault`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub message: String,
+    pub details: String,
+    /// Whether another host may succeed (a reschedule is worth it).
+    pub retryable: bool,
+}
+
+/// What the agent observed of one instance after acting on `generation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    pub uuid: String,
+    pub host: String,
+    pub generation: i64,
+    pub reboot_seq: i64,
+    pub power_state: PowerState,
+    /// The guest is gone from the host (after the server stopped wanting it).
+    pub deleted: bool,
+    pub fault: Option<Fault>,
+}
+
+/// Why a call to the control plane failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the server refused the call ({status}): {body}")]
+    Refused { status: u16, body: String },
+    #[error("the server cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+/// The future a [`ControlPlane`] call returns.
+pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// The server as an agent sees it.
+pub trait ControlPlane: Send + Sync {
+    fn register<'a>(&'a self, reg: &'a HostRegistration) -> ApiFuture<'a, Registered>;
+    fn heartbeat<'a>(&'a self, host: &'a str) -> ApiFuture<'a, ()>;
+    /// The host's desired instances once the revision passes `after` (or after `wait`).
+    fn desired<'a>(
+        &'a self,
+        host: &'a str,
+        after: i64,
+        wait: Duration,
+    ) -> ApiFuture<'a, DesiredInstances>;
+    fn report<'a>(&'a self, report: &'a InstanceReport) -> ApiFuture<'a, ()>;
+}
+
+/// [`ControlPlane`] over HTTP: `PUT /agent/v1/hosts/{host}`, `POST
+/// /agent/v1/hosts/{host}/heartbeat`, `GET /agent/v1/hosts/{host}/instances?after=&wait=`,
+/// `PUT /agent/v1/instances/{uuid}/report`.
+pub struct HttpControlPlane {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl HttpControlPlane {
+    /// `base` is the server's root URL (`http://host:8440`); `token` a Keystone token with
+    /// the `admin` or `service` role.
+    pub fn new(base: &str, token: &str) -> HttpControlPlane {
+        HttpControlPlane {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Option<T>, ApiError> {
+        let mut req = self
+            .client
+            .request(method, format!("{}/agent/v1{path}", self.base))
+            .header("X-Auth-Token", &self.token)
+            .timeout(timeout);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ApiError::Refused {
+                status: status.as_u16(),
+                body: text,
+            });
+        }
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ApiError::Decode(format!("{e}: {text}")))
+    }
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+impl ControlPlane for HttpControlPlane {
+    fn register<'a>(&'a self, reg: &'a HostRegistration) -> ApiFuture<'a, Registered> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::PUT,
+                &format!("/hosts/{}", reg.host),
+                Some(to_value(reg)?),
+                CALL_TIMEOUT,
+            )
+            .await?
+            .ok_or_else(|| ApiError::Decode("empty registration answer".into()))
+        })
+    }
+    fn heartbeat<'a>(&'a self, host: &'a str) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            self.call::<Value>(
+                reqwest::Method::POST,
+                &format!("/hosts/{host}/heartbeat"),
+                None,
+                CALL_TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+    fn desired<'a>(
+        &'a self,
+        host: &'a str,
+        after: i64,
+        wait: Duration,
+    ) -> ApiFuture<'a, DesiredInstances> {
+        Box::pin(async move {
+            self.call(
+                reqwest::Method::GET,
+                &format!(
+                    "/hosts/{host}/instances?after={after}&wait={}",
+                    wait.as_secs()
+                ),
+                None,
+                CALL_TIMEOUT + wait,
+            )
+            .await?
+            .ok_or_else(|| ApiError::Decode("empty desired-state answer".into()))
+        })
+    }
+    fn report<'a>(&'a self, report: &'a InstanceReport) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            self.call::<Value>(
+                reqwest::Method::PUT,
+                &format!("/instances/{}/report", report.uuid),
+                Some(to_value(report)?),
+                CALL_TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_stable() {
+        assert_eq!(serde_json::to_value(Power::Running).unwrap(), "running");
+        assert_eq!(
+            serde_json::to_value(PowerState::NoState).unwrap(),
+            "no_state"
+        );
+        assert_eq!(PowerState::Shutdown.code(), 4);
+        let r = InstanceReport {
+            uuid: "u".into(),
+            host: "h".into(),
+            generation: 3,
+            reboot_seq: 0,
+            power_state: PowerState::Running,
+            deleted: false,
+            fault: None,
+        };
+        let back: InstanceReport =
+            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}

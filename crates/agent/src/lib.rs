@@ -1,0 +1,417 @@
+//! The node agent: it registers its host with the server, heartbeats, follows the host's
+//! desired instances and drives a [`Hypervisor`] until what runs matches, reporting each
+//! instance's observed state. Level-triggered: every pass compares the whole desired set
+//! with what the hypervisor lists, so a missed update, an agent restart or a guest that died
+//! costs one pass, never a wrong state.
+//!
+//! Drivers: [`FakeHypervisor`] (in memory, instant; for scale and API tests, with injectable
+//! spawn failures) here; libvirt/QEMU next.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use strata_agent_api::{
+    ControlPlane, Fault, HostRegistration, InstanceReport, InstanceSpec, Power, PowerState,
+};
+use tokio::sync::watch;
+
+/// A hypervisor failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HvError {
+    pub message: String,
+    /// Another host may succeed.
+    pub retryable: bool,
+}
+
+/// The future a [`Hypervisor`] call returns.
+pub type HvFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, HvError>> + Send + 'a>>;
+
+/// What the hypervisor offers, for registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostResources {
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    pub cpu_info: serde_json::Value,
+    pub supported_instances: Vec<(String, String, String)>,
+    pub traits: Vec<String>,
+}
+
+/// A hypervisor driver.
+pub trait Hypervisor: Send + Sync {
+    fn name(&self) -> &str;
+    fn resources(&self) -> HvFuture<'_, HostResources>;
+    /// Every guest on the host with its power state.
+    fn list(&self) -> HvFuture<'_, Vec<(String, PowerState)>>;
+    /// Creates the guest (disks, definition) and starts it.
+    fn spawn<'a>(&'a self, spec: &'a InstanceSpec) -> HvFuture<'a, ()>;
+    /// Stops and removes the guest and its local disks; a missing guest is no error.
+    fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()>;
+    /// Moves a guest to `power` (start, stop, pause, unpause, suspend, resume).
+    fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()>;
+    fn reboot<'a>(&'a self, uuid: &'a str, hard: bool) -> HvFuture<'a, ()>;
+    fn console_output<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, String>;
+}
+
+fn observed(p: Power) -> PowerState {
+    match p {
+        Power::Running => PowerState::Running,
+        Power::Shutdown => PowerState::Shutdown,
+        Power::Paused => PowerState::Paused,
+        Power::Suspended => PowerState::Suspended,
+    }
+}
+
+// ------------------------------------------------------------------ fake driver
+
+#[derive(Debug, Clone)]
+struct FakeGuest {
+    power: Power,
+    boots: u64,
+    name: String,
+}
+
+/// The fake hypervisor: guests are entries in a map, every action is instant.
+pub struct FakeHypervisor {
+    resources: HostResources,
+    guests: Mutex<BTreeMap<String, FakeGuest>>,
+    /// The next this-many spawns fail (retryably), for reschedule tests.
+    failing_spawns: Mutex<usize>,
+}
+
+impl FakeHypervisor {
+    /// A fake host with `vcpus`, `memory_mb` and `local_gb`.
+    pub fn new(vcpus: i64, memory_mb: i64, local_gb: i64) -> FakeHypervisor {
+        FakeHypervisor {
+            resources: HostResources {
+                hypervisor_type: "fake".into(),
+                hypervisor_version: 1000,
+                vcpus,
+                memory_mb,
+                local_gb,
+                cpu_info: serde_json::json!({"arch": "x86_64", "model": "fake", "vendor": "strata",
+                    "topology": {"sockets": 1, "cores": vcpus, "threads": 1}, "features": []}),
+                supported_instances: vec![
+                    ("x86_64".into(), "fake".into(), "hvm".into()),
+                    ("x86_64".into(), "qemu".into(), "hvm".into()),
+                ],
+                traits: vec![
+                    "COMPUTE_NET_ATTACH_INTERFACE".into(),
+                    "COMPUTE_VOLUME_ATTACH".into(),
+                ],
+            },
+            guests: Mutex::new(BTreeMap::new()),
+            failing_spawns: Mutex::new(0),
+        }
+    }
+    /// Makes the next `n` spawns fail.
+    pub fn fail_next_spawns(&self, n: usize) {
+        *self
+            .failing_spawns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = n;
+    }
+    /// The guests and how many times each booted (for tests).
+    pub fn guests(&self) -> BTreeMap<String, (Power, u64)> {
+        self.guests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, g)| (k.clone(), (g.power, g.boots)))
+            .collect()
+    }
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, FakeGuest>) -> T) -> T {
+        f(&mut self.guests.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn missing(uuid: &str) -> HvError {
+    HvError {
+        message: format!("no guest {uuid} on this host"),
+        retryable: false,
+    }
+}
+
+impl Hypervisor for FakeHypervisor {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    fn resources(&self) -> HvFuture<'_, HostResources> {
+        let r = self.resources.clone();
+        Box::pin(async move { Ok(r) })
+    }
+    fn list(&self) -> HvFuture<'_, Vec<(String, PowerState)>> {
+        let l = self.with(|g| {
+            g.iter()
+                .map(|(k, v)| (k.clone(), observed(v.power)))
+                .collect()
+        });
+        Box::pin(async move { Ok(l) })
+    }
+    fn spawn<'a>(&'a self, spec: &'a InstanceSpec) -> HvFuture<'a, ()> {
+        let fail = {
+            let mut n = self
+                .failing_spawns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let f = *n > 0;
+            *n = n.saturating_sub(1);
+            f
+        };
+        let out = if fail {
+            Err(HvError {
+                message: format!("fake hypervisor: injected failure spawning {}", spec.name),
+                retryable: true,
+            })
+        } else {
+            self.with(|g| {
+                g.entry(spec.uuid.clone()).or_insert(FakeGuest {
+                    power: Power::Running,
+                    boots: 1,
+                    name: spec.name.clone(),
+                });
+            });
+            Ok(())
+        };
+        Box::pin(async move { out })
+    }
+    fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()> {
+        self.with(|g| g.remove(uuid));
+        Box::pin(async { Ok(()) })
+    }
+    fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()> {
+        let out = self.with(|g| match g.get_mut(uuid) {
+            Some(guest) => {
+                if power == Power::Running && guest.power == Power::Shutdown {
+                    guest.boots += 1;
+                }
+                guest.power = power;
+                Ok(())
+            }
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+    fn reboot<'a>(&'a self, uuid: &'a str, _hard: bool) -> HvFuture<'a, ()> {
+        let out = self.with(|g| match g.get_mut(uuid) {
+            Some(guest) => {
+                guest.power = Power::Running;
+                guest.boots += 1;
+                Ok(())
+            }
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+    fn console_output<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, String> {
+        let out = self.with(|g| match g.get(uuid) {
+            Some(guest) => Ok((1..=guest.boots)
+                .map(|b| format!("[fake] {} boot {b}: login:\n", guest.name))
+                .collect()),
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+}
+
+// ------------------------------------------------------------------ the agent
+
+/// The node agent of one host.
+pub struct NodeAgent {
+    host: String,
+    host_ip: String,
+    server: Arc<dyn ControlPlane>,
+    hv: Arc<dyn Hypervisor>,
+    /// Per instance: the reboot sequence applied and the last report sent.
+    seen: tokio::sync::Mutex<HashMap<String, (i64, Option<InstanceReport>)>>,
+}
+
+impl NodeAgent {
+    pub fn new(
+        host: impl Into<String>,
+        host_ip: impl Into<String>,
+        server: Arc<dyn ControlPlane>,
+        hv: Arc<dyn Hypervisor>,
+    ) -> NodeAgent {
+        NodeAgent {
+            host: host.into(),
+            host_ip: host_ip.into(),
+            server,
+            hv,
+            seen: Default::default(),
+        }
+    }
+
+    /// The registration this host sends.
+    pub async fn registration(&self) -> Result<HostRegistration, HvError> {
+        let r = self.hv.resources().await?;
+        Ok(HostRegistration {
+            host: self.host.clone(),
+            agent_version: strata_agent_api::VERSION.into(),
+            hypervisor_type: r.hypervisor_type,
+            hypervisor_version: r.hypervisor_version,
+            hypervisor_hostname: self.host.clone(),
+            host_ip: self.host_ip.clone(),
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            local_gb: r.local_gb,
+            cpu_info: r.cpu_info,
+            supported_instances: r.supported_instances,
+            traits: r.traits,
+        })
+    }
+
+    /// One pass: makes the hypervisor run exactly `desired`, and reports every instance whose
+    /// observed state changed since the last report. Errors of one instance are reported as
+    /// its fault and do not stop the others.
+    pub async fn reconcile(&self, desired: &[InstanceSpec]) -> Result<usize, HvError> {
+        let running: HashMap<String, PowerState> = self.hv.list().await?.into_iter().collect();
+        let mut seen = self.seen.lock().await;
+        let mut acted = 0;
+        for spec in desired {
+            let entry = seen
+                .entry(spec.uuid.clone())
+                .or_insert((spec.reboot_seq, None));
+            let mut fault = None;
+            let step: Result<(), HvError> = async {
+                match running.get(&spec.uuid) {
+                    None => {
+                        self.hv.spawn(spec).await?;
+                        acted += 1;
+                        if spec.power != Power::Running {
+                            self.hv.set_power(&spec.uuid, spec.power).await?;
+                        }
+                        entry.0 = spec.reboot_seq;
+                    }
+                    Some(now) => {
+                        if *now != observed(spec.power) {
+                            self.hv.set_power(&spec.uuid, spec.power).await?;
+                            acted += 1;
+                        }
+                        if spec.reboot_seq > entry.0 {
+                            if spec.power == Power::Running {
+                                self.hv.reboot(&spec.uuid, spec.hard_reboot).await?;
+                                acted += 1;
+                            }
+                            entry.0 = spec.reboot_seq;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = step {
+                fault = Some(Fault {
+                    message: e.message.clone(),
+                    details: format!("{} on host {}", self.hv.name(), self.host),
+                    retryable: e.retryable,
+                });
+            }
+            let power_state = match self.hv.list().await {
+                Ok(l) => l
+                    .into_iter()
+                    .find(|(u, _)| *u == spec.uuid)
+                    .map(|(_, p)| p)
+                    .unwrap_or(PowerState::NoState),
+                Err(_) => PowerState::NoState,
+            };
+            let report = InstanceReport {
+                uuid: spec.uuid.clone(),
+                host: self.host.clone(),
+                generation: spec.generation,
+                reboot_seq: entry.0,
+                power_state,
+                deleted: false,
+                fault,
+            };
+            if entry.1.as_ref() != Some(&report) {
+                match self.server.report(&report).await {
+                    Ok(()) => entry.1 = Some(report),
+                    Err(e) => tracing::warn!(error = %e, uuid = %spec.uuid, "agent: report"),
+                }
+            }
+        }
+        let wanted: std::collections::HashSet<&str> =
+            desired.iter().map(|s| s.uuid.as_str()).collect();
+        for uuid in running.keys().filter(|u| !wanted.contains(u.as_str())) {
+            self.hv.destroy(uuid).await?;
+            acted += 1;
+            let report = InstanceReport {
+                uuid: uuid.clone(),
+                host: self.host.clone(),
+                generation: 0,
+                reboot_seq: 0,
+                power_state: PowerState::NoState,
+                deleted: true,
+                fault: None,
+            };
+            if let Err(e) = self.server.report(&report).await {
+                tracing::warn!(error = %e, %uuid, "agent: report of a deleted guest");
+            }
+            seen.remove(uuid);
+        }
+        Ok(acted)
+    }
+
+    /// Registers (retrying until the server answers), heartbeats, and reconciles after every
+    /// change of the host's desired state, until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let reg = loop {
+            let attempt = async {
+                let r = self.registration().await.map_err(|e| e.message)?;
+                self.server.register(&r).await.map_err(|e| e.to_string())
+            };
+            match attempt.await {
+                Ok(r) => break r,
+                Err(e) => tracing::warn!(error = %e, host = %self.host, "agent: registering"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        };
+        tracing::info!(host = %self.host, provider = %reg.provider_uuid, "agent: registered");
+        let beat = {
+            let (me, mut stop) = (self.clone(), stop.clone());
+            let every = Duration::from_secs(reg.heartbeat_interval_s.max(1));
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = me.server.heartbeat(&me.host).await {
+                        tracing::warn!(error = %e, "agent: heartbeat");
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                }
+            })
+        };
+        let mut after = 0;
+        loop {
+            let next = tokio::select! {
+                _ = stop.changed() => break,
+                d = self.server.desired(&self.host, after, Duration::from_secs(30)) => d,
+            };
+            match next {
+                Ok(d) => {
+                    after = d.revision;
+                    if let Err(e) = self.reconcile(&d.instances).await {
+                        tracing::warn!(error = %e.message, "agent: reconcile");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent: desired state");
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+        beat.abort();
+    }
+}
