@@ -85,6 +85,12 @@ fn trim_trailing_slash(mut req: Request) -> Request {
     req
 }
 
+/// The route a service matched itself, for services that route behind a fallback (compute
+/// rewrites `/v2.1/{project_id}/…` before routing): put on the response, it names the route
+/// in the access log and metrics when the listener's router matched none.
+#[derive(Clone, Debug)]
+pub struct ServiceRoute(pub String);
+
 /// Request id, access log and metrics for one request.
 async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -101,6 +107,10 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    let route = match resp.extensions().get::<ServiceRoute>() {
+        Some(r) if route == "unmatched" => r.0.clone(),
+        _ => route,
+    };
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());

@@ -17,5 +17,5 @@ pub use access_rules::{access_rules_allow, path_matches, AccessRule};
 pub use auth::{
     AuthContext, AuthFailure, Scope, TokenValidator, ValidateFuture, AUTH_TOKEN_HEADER,
 };
-pub use http::{assemble, RequestId, TrimmedSlash, REQUEST_ID_HEADER};
+pub use http::{assemble, RequestId, ServiceRoute, TrimmedSlash, REQUEST_ID_HEADER};
 pub use json::{parse_json, BodyError};

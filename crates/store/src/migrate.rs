@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[Migration] = &[
         )),
     },
     portable!(13, "0013_placement"),
+    portable!(14, "0014_compute"),
 ];
 
 impl Store {

@@ -38,6 +38,11 @@ pub const SERVICES: &[CatalogService] = &[
         path: "/network",
     },
     CatalogService {
+        kind: "compute",
+        name: "nova",
+        path: "/compute/v2.1",
+    },
+    CatalogService {
         kind: "placement",
         name: "placement",
         path: "/placement",
@@ -345,6 +350,16 @@ async fn run(
         Arc::new(identity.clone()),
         &base_url,
     );
+    let compute = strata_compute::ComputeService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+        strata_compute::ComputeConfig::default(),
+    );
+    compute
+        .init()
+        .await
+        .context("seeding the compute service")?;
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
@@ -352,6 +367,7 @@ async fn run(
             ("/volume", volume.router()),
             ("/network", network.router()),
             ("/placement", placement.router()),
+            ("/compute", compute.router()),
         ],
         cfg.http.max_body_bytes,
     );
