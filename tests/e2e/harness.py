@@ -93,6 +93,7 @@ class StrataServer:
     proc: subprocess.Popen | None = None
     log_dir: Path | None = None
     starts: int = 0
+    extra_args: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
@@ -129,7 +130,7 @@ class StrataServer:
 
     def command(self) -> list[str]:
         return [str(strata_bin()), "up", "--data-dir", str(self.data_dir),
-                "--listen", f"127.0.0.1:{self.port}"]
+                "--listen", f"127.0.0.1:{self.port}", *self.extra_args]
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, wait: bool = True) -> "StrataServer":

@@ -209,7 +209,9 @@ pub trait ControlPlane: Send + Sync {
 /// `PUT /agent/v1/instances/{uuid}/report`.
 pub struct HttpControlPlane {
     base: String,
-    token: String,
+    token: std::sync::Mutex<Option<String>>,
+    /// `(user, password, project)` in the `Default` domain, to get (and renew) tokens.
+    password: Option<(String, String, String)>,
     client: reqwest::Client,
 }
 
@@ -219,8 +221,68 @@ impl HttpControlPlane {
     pub fn new(base: &str, token: &str) -> HttpControlPlane {
         HttpControlPlane {
             base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: std::sync::Mutex::new(Some(token.to_string())),
+            password: None,
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// Authenticates as `user` (with `password`, scoped to `project`, all in the `Default`
+    /// domain) at the server's `/identity/v3`, and again whenever the token is refused.
+    pub fn with_password(base: &str, user: &str, password: &str, project: &str) -> Self {
+        HttpControlPlane {
+            base: base.trim_end_matches('/').to_string(),
+            token: std::sync::Mutex::new(None),
+            password: Some((user.into(), password.into(), project.into())),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn cached(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn remember(&self, t: Option<String>) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    async fn token(&self) -> Result<String, ApiError> {
+        if let Some(t) = self.cached() {
+            return Ok(t);
+        }
+        let Some((user, password, project)) = &self.password else {
+            return Err(ApiError::Refused {
+                status: 401,
+                body: "no token and no credentials".into(),
+            });
+        };
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
+        let resp = self
+            .client
+            .post(format!("{}/identity/v3/auth/tokens?nocatalog", self.base))
+            .json(&body)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let token = resp
+            .headers()
+            .get("X-Subject-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match token {
+            Some(t) if status.is_success() => {
+                self.remember(Some(t.clone()));
+                Ok(t)
+            }
+            _ => Err(ApiError::Refused {
+                status: status.as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            }),
         }
     }
 
@@ -231,18 +293,32 @@ impl HttpControlPlane {
         body: Option<Value>,
         timeout: Duration,
     ) -> Result<Option<T>, ApiError> {
-        let mut req = self
-            .client
-            .request(method, format!("{}/agent/v1{path}", self.base))
-            .header("X-Auth-Token", &self.token)
-            .timeout(timeout);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let token = self.token().await?;
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{}/agent/v1{path}", self.base))
+                .header("X-Auth-Token", token)
+                .timeout(timeout);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+            // An expired or revoked token: authenticate again once.
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+                && self.password.is_some()
+                && attempt == 1
+            {
+                self.remember(None);
+                continue;
+            }
+            break resp;
+        };
         let status = resp.status();
         let text = resp
             .text()

@@ -24,6 +24,23 @@ pub struct UrlProject(pub String);
 /// otherwise, as Nova's WSGI layer answers).
 pub struct Auth(pub Arc<AuthContext>);
 
+/// The caller's validated token (401 in keystonemiddleware's format without a valid one).
+pub(crate) async fn token_context(
+    parts: &Parts,
+    state: &ComputeService,
+) -> Result<Arc<AuthContext>, NovaError> {
+    let token = parts
+        .headers
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(NovaError::unauthorized)?;
+    state
+        .tokens()
+        .validate(token)
+        .await
+        .map_err(|_| NovaError::unauthorized())
+}
+
 impl FromRequestParts<ComputeService> for Auth {
     type Rejection = NovaError;
 
@@ -31,16 +48,7 @@ impl FromRequestParts<ComputeService> for Auth {
         parts: &mut Parts,
         state: &ComputeService,
     ) -> Result<Self, NovaError> {
-        let token = parts
-            .headers
-            .get(AUTH_TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(NovaError::unauthorized)?;
-        let ctx = state
-            .tokens()
-            .validate(token)
-            .await
-            .map_err(|_| NovaError::unauthorized())?;
+        let ctx = token_context(parts, state).await?;
         if !access_rules_allow(
             &ctx.access_rules,
             SERVICE_TYPE,

@@ -14,10 +14,12 @@
 //! Quotas are counted inside the write that consumes them (a keypair's insert counts the
 //! user's keypairs in the same transaction), so two replicas never both take the last slot.
 
+pub mod agent;
 pub mod api;
 pub mod db;
 mod error;
 mod extract;
+pub mod hosts;
 pub mod keys;
 pub mod model;
 mod schema;
@@ -111,6 +113,8 @@ struct Inner {
     tokens: Arc<dyn TokenValidator>,
     base_url: String,
     cfg: ComputeConfig,
+    /// Placement, in process: hosts' providers and inventories, and scheduling.
+    placement: Option<strata_placement::PlacementService>,
 }
 
 impl ComputeService {
@@ -126,7 +130,28 @@ impl ComputeService {
             tokens,
             base_url: base_url.trim_end_matches('/').to_string(),
             cfg,
+            placement: None,
         }))
+    }
+
+    /// The service with placement (in process) for hosts' providers and scheduling.
+    pub fn with_placement(self, placement: strata_placement::PlacementService) -> ComputeService {
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|a| Inner {
+            store: a.store.clone(),
+            tokens: a.tokens.clone(),
+            base_url: a.base_url.clone(),
+            cfg: a.cfg.clone(),
+            placement: a.placement.clone(),
+        });
+        ComputeService(Arc::new(Inner {
+            placement: Some(placement),
+            ..inner
+        }))
+    }
+
+    /// Placement, when configured.
+    pub fn placement(&self) -> Option<&strata_placement::PlacementService> {
+        self.0.placement.as_ref()
     }
 
     /// Creates the DevStack flavors the first time a store is initialised (when
@@ -162,5 +187,10 @@ impl ComputeService {
     /// The routes, to be nested under `/compute`.
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
+    }
+
+    /// The node agents' routes, to be nested under `/agent`.
+    pub fn agent_router(&self) -> axum::Router {
+        agent::router(self.clone())
     }
 }

@@ -61,6 +61,10 @@ pub struct UpArgs {
     /// Configuration file (TOML); flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Simulated compute hosts (`fake-1` …) run in process with the fake hypervisor: each
+    /// registers as a hypervisor with 8 VCPUs, 16 GiB and 100 GB.
+    #[arg(long, default_value_t = 0)]
+    pub fake_hosts: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,7 +157,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         cfg.database.url = format!("sqlite://{}", dir.join("strata.db").display());
     }
     let clouds_path = dir.join("clouds.yaml");
-    run(cfg, true, |url, boot| {
+    run(cfg, true, args.fake_hosts, |url, boot| {
         let auth_url = format!("{url}/identity");
         match boot {
             Some(b) => clouds::write(
@@ -191,7 +195,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = cfg.server.data_dir.clone();
     // TODO-correctness: replicas sharing a database need a lease-guarded recovery of
     // interrupted uploads; until then only `up` recovers them.
-    run(cfg, false, move |url, boot| {
+    run(cfg, false, 0, move |url, boot| {
         if let Some(b) = boot {
             // First start of a fresh database: hand the generated admin password to the
             // operator once, in a private file when there is a data dir, never in the logs.
@@ -250,6 +254,7 @@ pub async fn db_migrate(config: Option<PathBuf>, url: Option<String>) -> anyhow:
 async fn run(
     cfg: Config,
     sole_writer: bool,
+    fake_hosts: u32,
     ready: impl FnOnce(&str, Option<strata_identity::Bootstrap>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     // Before anything else: a signal during start-up then shuts down gracefully once serving.
@@ -344,7 +349,7 @@ async fn run(
     if boot.is_some() {
         bootstrap_network(&store, &network).await;
     }
-    let agents = start_network_agents(&network, sole_writer, &stop_rx);
+    let mut agents = start_network_agents(&network, sole_writer, &stop_rx);
     let placement = strata_placement::PlacementService::new(
         store.clone(),
         Arc::new(identity.clone()),
@@ -355,11 +360,18 @@ async fn run(
         Arc::new(identity.clone()),
         &base_url,
         strata_compute::ComputeConfig::default(),
-    );
+    )
+    .with_placement(placement.clone());
     compute
         .init()
         .await
         .context("seeding the compute service")?;
+    for i in 1..=fake_hosts {
+        let hv = Arc::new(strata_agent::FakeHypervisor::new(8, 16384, 100));
+        let server = Arc::new(strata_compute::agent::LocalControlPlane(compute.clone()));
+        let agent = strata_agent::NodeAgent::new(format!("fake-{i}"), "127.0.0.1", server, hv);
+        agents.push(tokio::spawn(Arc::new(agent).run(stop_rx.clone())));
+    }
     let app = strata_api::assemble(
         vec![
             ("/identity", identity.router()),
@@ -368,6 +380,7 @@ async fn run(
             ("/network", network.router()),
             ("/placement", placement.router()),
             ("/compute", compute.router()),
+            ("/agent", compute.agent_router()),
         ],
         cfg.http.max_body_bytes,
     );

@@ -8,6 +8,7 @@
 //! in `self`/`bookmark` links as Nova does.
 
 pub mod flavors;
+pub mod hosts;
 pub mod keypairs;
 pub mod quotas;
 pub mod versions;
@@ -65,6 +66,7 @@ pub fn router(svc: ComputeService) -> Router {
         .merge(keypairs::routes())
         .merge(quotas::routes())
         .merge(zones::routes())
+        .merge(hosts::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::version::layer));

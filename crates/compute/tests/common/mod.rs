@@ -114,10 +114,19 @@ impl Stack {
             Arc::new(identity.clone()),
             "http://test",
             ccfg,
-        );
+        )
+        .with_placement(strata_placement::PlacementService::new(
+            db.store.clone(),
+            Arc::new(identity.clone()),
+            "http://test",
+        ));
         svc.init().await.expect("compute init");
         let app = strata_api::assemble(
-            vec![("/identity", identity.router()), ("/compute", svc.router())],
+            vec![
+                ("/identity", identity.router()),
+                ("/compute", svc.router()),
+                ("/agent", svc.agent_router()),
+            ],
             BODY_LIMIT,
         );
         let mut s = Stack {
