@@ -22,6 +22,22 @@ struct Server {
     desired: Mutex<Desired>,
     reports: Mutex<Vec<InstanceReport>>,
     changed: tokio::sync::Notify,
+    /// Bumped on every registration and report, so tests wait for the agent's calls.
+    activity: Activity,
+}
+
+struct Activity(tokio::sync::watch::Sender<u64>);
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity(tokio::sync::watch::channel(0).0)
+    }
+}
+
+impl Activity {
+    fn bump(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
 }
 
 impl Server {
@@ -39,6 +55,7 @@ impl Server {
 impl ControlPlane for Server {
     fn register<'a>(&'a self, reg: &'a HostRegistration) -> ApiFuture<'a, Registered> {
         self.registered.lock().unwrap().push(reg.clone());
+        self.activity.bump();
         Box::pin(async {
             Ok(Registered {
                 provider_uuid: "rp-1".into(),
@@ -71,6 +88,7 @@ impl ControlPlane for Server {
     }
     fn report<'a>(&'a self, report: &'a InstanceReport) -> ApiFuture<'a, ()> {
         self.reports.lock().unwrap().push(report.clone());
+        self.activity.bump();
         Box::pin(async { Ok(()) })
     }
 }
@@ -182,16 +200,23 @@ async fn run_registers_beats_and_follows_the_desired_state() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(agent.clone().run(stop_rx));
     let deadline = Instant::now() + Duration::from_secs(10);
-    let wait = |what: &str, cond: &dyn Fn() -> bool| {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        cond()
-    };
-    while !wait("registration", &|| {
-        !server.registered.lock().unwrap().is_empty()
-    }) {
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut calls = server.activity.0.subscribe();
+    // Waits for the agent's next call to the server until `cond` holds.
+    macro_rules! until {
+        ($what:expr, $cond:expr) => {
+            while !$cond {
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::timeout(left, calls.changed())
+                    .await
+                    .unwrap_or_else(|_| panic!("timed out waiting for {}", $what))
+                    .unwrap();
+            }
+        };
     }
+    until!(
+        "registration",
+        !server.registered.lock().unwrap().is_empty()
+    );
     let reg = server.registered.lock().unwrap()[0].clone();
     assert_eq!(
         (reg.host.as_str(), reg.vcpus, reg.memory_mb),
@@ -199,13 +224,9 @@ async fn run_registers_beats_and_follows_the_desired_state() {
     );
     assert_eq!(reg.hypervisor_type, "fake");
     server.set(vec![spec("x", 1, Power::Running)]);
-    while !wait("the guest", &|| hv.guests().contains_key("x")) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until!("the guest", hv.guests().contains_key("x"));
     server.set(vec![]);
-    while !wait("the delete", &|| hv.guests().is_empty()) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until!("the delete", hv.guests().is_empty());
     assert!(*server.beats.lock().unwrap() >= 1);
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)

@@ -195,6 +195,8 @@ async fn a_fake_node_agent_joins() {
         let cp = Arc::new(LocalControlPlane(st.svc.clone()));
         let agent = Arc::new(NodeAgent::new("fake-9", "127.0.0.1", cp, hv));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Woken by every commit (the registration is one), never by a timer.
+        let mut commits = st.svc.store().subscribe();
         let task = tokio::spawn(agent.run(stop_rx));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -204,12 +206,11 @@ async fn a_fake_node_agent_joins() {
                 assert_eq!(hv.json["hypervisors"][0]["state"], "up");
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}: the agent never registered",
-                st.label()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::timeout(left, commits.changed())
+                .await
+                .unwrap_or_else(|_| panic!("{}: the agent never registered", st.label()))
+                .unwrap();
         }
         stop_tx.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(10), task)
