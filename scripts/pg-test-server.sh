@@ -90,5 +90,15 @@ touch "$WD/pg.log"; chown postgres "$WD/pg.log"
 pid=$(head -1 "$D/postmaster.pid")
 echo "$pid" >"$MARK"
 usable || { log "postgres $pid started but does not answer"; exit 1; }
-log "started postgres $pid on 127.0.0.1:$PORT ($D)"
+# Every PostgreSQL test makes its own database (strata_store::testing::fresh_postgres_url) and
+# nothing can be using them before the server starts: drop what earlier runs left, or the data
+# dir grows by every run's databases (tens of GB after a few days of CI).
+stale=$("$BIN/psql" -X -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -w -tAc \
+  "select datname from pg_database where datname like 'strata\_test\_%'")
+n=0
+for db in $stale; do
+  "$BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -w -c "DROP DATABASE \"$db\"" \
+    >/dev/null && n=$((n + 1))
+done
+log "started postgres $pid on 127.0.0.1:$PORT ($D); dropped $n test databases left by earlier runs"
 echo "$URL"
