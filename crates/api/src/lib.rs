@@ -10,6 +10,7 @@
 mod access_rules;
 mod auth;
 mod http;
+pub mod inproc;
 mod json;
 pub mod metrics;
 
@@ -18,4 +19,5 @@ pub use auth::{
     AuthContext, AuthFailure, Scope, TokenValidator, ValidateFuture, AUTH_TOKEN_HEADER,
 };
 pub use http::{assemble, RequestId, ServiceRoute, TrimmedSlash, REQUEST_ID_HEADER};
+pub use inproc::{in_process_caller, InProcessCaller};
 pub use json::{parse_json, BodyError};
