@@ -85,10 +85,15 @@ def test_quotas_limits_and_zones(osc):
 
 
 def test_fake_hosts_join_and_survive_a_crash(tmp_path):
-    """`strata up --fake-hosts 2`: two fake compute hosts register through the node-agent
-    contract and show as hypervisors, compute services and placement providers; after a
-    `kill -9` and a restart they come back with the same ids, nothing duplicated."""
+    """`strata up --fake-hosts 2`: two fake compute hosts (beside the all-in-one's own host)
+    register through the node-agent contract and show as hypervisors, compute services and
+    placement providers; after a `kill -9` and a restart they come back with the same ids,
+    nothing duplicated."""
+    import socket
+
     from harness import Openstack, StrataServer, poll
+
+    me = socket.gethostname()
 
     s = StrataServer(tmp_path / "data", extra_args=["--fake-hosts", "2"])
     try:
@@ -98,13 +103,14 @@ def test_fake_hosts_join_and_survive_a_crash(tmp_path):
         def hosts():
             return {h["Hypervisor Hostname"]: h for h in osc.json("hypervisor", "list")}
 
-        poll(lambda: set(hosts()) == {"fake-1", "fake-2"}, 30, "two fake hypervisors")
+        poll(lambda: set(hosts()) == {"fake-1", "fake-2", me}, 30, "three hypervisors")
         before = hosts()
         assert all(h["State"] == "up" and h["Hypervisor Type"] == "fake"
                    for h in before.values()), before
         services = osc.json("compute", "service", "list")
         assert {(x["Host"], x["Binary"], x["State"]) for x in services} == \
-            {("fake-1", "nova-compute", "up"), ("fake-2", "nova-compute", "up")}, services
+            {("fake-1", "nova-compute", "up"), ("fake-2", "nova-compute", "up"),
+             (me, "nova-compute", "up")}, services
         rps = osc.json("--os-placement-api-version", "1.39", "resource", "provider", "list")
         assert {r["name"]: r["uuid"] for r in rps} == \
             {n: h["ID"] for n, h in before.items()}, (rps, before)
@@ -114,10 +120,10 @@ def test_fake_hosts_join_and_survive_a_crash(tmp_path):
         assert inv["VCPU"]["total"] == 8 and inv["MEMORY_MB"]["total"] == 16384, inv
         s.kill()
         s.start()
-        poll(lambda: set(hosts()) == {"fake-1", "fake-2"}, 30, "the hosts after a restart")
+        poll(lambda: set(hosts()) == {"fake-1", "fake-2", me}, 30, "the hosts after a restart")
         after = hosts()
         assert {n: h["ID"] for n, h in after.items()} == {n: h["ID"] for n, h in before.items()}
         assert len(osc.json("--os-placement-api-version", "1.39", "resource", "provider",
-                            "list")) == 2
+                            "list")) == 3
     finally:
         s.stop()

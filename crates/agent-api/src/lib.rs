@@ -174,6 +174,10 @@ pub struct InstanceReport {
     /// The guest is gone from the host (after the server stopped wanting it).
     pub deleted: bool,
     pub fault: Option<Fault>,
+    /// The tail of the guest's console log, sent when it changed since the last report
+    /// (`None`: unchanged or unknown).
+    #[serde(default)]
+    pub console: Option<String>,
 }
 
 /// Why a call to the control plane failed.
@@ -424,6 +428,7 @@ mod tests {
             power_state: PowerState::Running,
             deleted: false,
             fault: None,
+            console: Some("login:".into()),
         };
         let back: InstanceReport =
             serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();

@@ -68,7 +68,7 @@ fn observed(p: Power) -> PowerState {
 
 // ------------------------------------------------------------------ fake driver
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct FakeGuest {
     power: Power,
     boots: u64,
@@ -81,6 +81,9 @@ pub struct FakeHypervisor {
     guests: Mutex<BTreeMap<String, FakeGuest>>,
     /// The next this-many spawns fail (retryably), for reschedule tests.
     failing_spawns: Mutex<usize>,
+    /// Where the guests are kept across restarts of the agent (as a real hypervisor's guests
+    /// outlive the agent), when set.
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl FakeHypervisor {
@@ -106,7 +109,25 @@ impl FakeHypervisor {
             },
             guests: Mutex::new(BTreeMap::new()),
             failing_spawns: Mutex::new(0),
+            state_file: None,
         }
+    }
+
+    /// Keeps the guests in `path` (JSON), loading what an earlier run left there: guests
+    /// survive an agent restart, so the agent must adopt them rather than boot them again.
+    pub fn with_state_file(mut self, path: impl Into<std::path::PathBuf>) -> std::io::Result<Self> {
+        let path = path.into();
+        match std::fs::read(&path) {
+            Ok(b) => {
+                let guests: BTreeMap<String, FakeGuest> = serde_json::from_slice(&b)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                self.guests = Mutex::new(guests);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.state_file = Some(path);
+        Ok(self)
     }
     /// Makes the next `n` spawns fail.
     pub fn fail_next_spawns(&self, n: usize) {
@@ -126,6 +147,23 @@ impl FakeHypervisor {
     }
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, FakeGuest>) -> T) -> T {
         f(&mut self.guests.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+    /// [`FakeHypervisor::with`] for changes: the state file is rewritten afterwards.
+    fn with_mut<T>(&self, f: impl FnOnce(&mut BTreeMap<String, FakeGuest>) -> T) -> T {
+        let mut g = self.guests.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut g);
+        if let Some(path) = &self.state_file {
+            // Written whole and renamed into place, so a crash leaves the old or the new state.
+            let tmp = path.with_extension("tmp");
+            let saved = serde_json::to_vec(&*g)
+                .map_err(std::io::Error::other)
+                .and_then(|b| std::fs::write(&tmp, b))
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = saved {
+                tracing::warn!(error = %e, path = %path.display(), "fake hypervisor: saving state");
+            }
+        }
+        out
     }
 }
 
@@ -168,7 +206,7 @@ impl Hypervisor for FakeHypervisor {
                 retryable: true,
             })
         } else {
-            self.with(|g| {
+            self.with_mut(|g| {
                 g.entry(spec.uuid.clone()).or_insert(FakeGuest {
                     power: Power::Running,
                     boots: 1,
@@ -180,11 +218,11 @@ impl Hypervisor for FakeHypervisor {
         Box::pin(async move { out })
     }
     fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()> {
-        self.with(|g| g.remove(uuid));
+        self.with_mut(|g| g.remove(uuid));
         Box::pin(async { Ok(()) })
     }
     fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()> {
-        let out = self.with(|g| match g.get_mut(uuid) {
+        let out = self.with_mut(|g| match g.get_mut(uuid) {
             Some(guest) => {
                 if power == Power::Running && guest.power == Power::Shutdown {
                     guest.boots += 1;
@@ -197,7 +235,7 @@ impl Hypervisor for FakeHypervisor {
         Box::pin(async move { out })
     }
     fn reboot<'a>(&'a self, uuid: &'a str, _hard: bool) -> HvFuture<'a, ()> {
-        let out = self.with(|g| match g.get_mut(uuid) {
+        let out = self.with_mut(|g| match g.get_mut(uuid) {
             Some(guest) => {
                 guest.power = Power::Running;
                 guest.boots += 1;
@@ -220,14 +258,42 @@ impl Hypervisor for FakeHypervisor {
 
 // ------------------------------------------------------------------ the agent
 
+/// The most of a guest's console log a report carries (its tail).
+pub const CONSOLE_TAIL: usize = 64 * 1024;
+
+/// What the agent remembers of an instance between passes.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The reboot sequence applied.
+    reboot_seq: i64,
+    /// The last report sent (its `console` left out).
+    report: Option<InstanceReport>,
+    /// The console tail last sent.
+    console: Option<String>,
+    /// The image the guest was last built from (a change is a rebuild).
+    image: Option<Option<String>>,
+}
+
+/// The last `max` bytes of `s`, cut at a character boundary.
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
 /// The node agent of one host.
 pub struct NodeAgent {
     host: String,
     host_ip: String,
     server: Arc<dyn ControlPlane>,
     hv: Arc<dyn Hypervisor>,
-    /// Per instance: the reboot sequence applied and the last report sent.
-    seen: tokio::sync::Mutex<HashMap<String, (i64, Option<InstanceReport>)>>,
+    /// Per instance: what was applied and reported.
+    seen: tokio::sync::Mutex<HashMap<String, Seen>>,
 }
 
 impl NodeAgent {
@@ -273,31 +339,44 @@ impl NodeAgent {
         let mut seen = self.seen.lock().await;
         let mut acted = 0;
         for spec in desired {
-            let entry = seen
-                .entry(spec.uuid.clone())
-                .or_insert((spec.reboot_seq, None));
+            let entry = seen.entry(spec.uuid.clone()).or_insert_with(|| Seen {
+                reboot_seq: spec.reboot_seq,
+                ..Default::default()
+            });
+            // A guest already running when the agent (re)started is taken as built from the
+            // image it is given.
+            if entry.image.is_none() && running.contains_key(&spec.uuid) {
+                entry.image = Some(spec.image_id.clone());
+            }
+            // A new image is a rebuild: the guest is destroyed and spawned again from it.
+            let rebuild =
+                running.contains_key(&spec.uuid) && entry.image.as_ref() != Some(&spec.image_id);
             let mut fault = None;
             let step: Result<(), HvError> = async {
-                match running.get(&spec.uuid) {
+                match running.get(&spec.uuid).filter(|_| !rebuild) {
                     None => {
+                        if rebuild {
+                            self.hv.destroy(&spec.uuid).await?;
+                        }
                         self.hv.spawn(spec).await?;
+                        entry.image = Some(spec.image_id.clone());
                         acted += 1;
                         if spec.power != Power::Running {
                             self.hv.set_power(&spec.uuid, spec.power).await?;
                         }
-                        entry.0 = spec.reboot_seq;
+                        entry.reboot_seq = spec.reboot_seq;
                     }
                     Some(now) => {
                         if *now != observed(spec.power) {
                             self.hv.set_power(&spec.uuid, spec.power).await?;
                             acted += 1;
                         }
-                        if spec.reboot_seq > entry.0 {
+                        if spec.reboot_seq > entry.reboot_seq {
                             if spec.power == Power::Running {
                                 self.hv.reboot(&spec.uuid, spec.hard_reboot).await?;
                                 acted += 1;
                             }
-                            entry.0 = spec.reboot_seq;
+                            entry.reboot_seq = spec.reboot_seq;
                         }
                     }
                 }
@@ -319,18 +398,33 @@ impl NodeAgent {
                     .unwrap_or(PowerState::NoState),
                 Err(_) => PowerState::NoState,
             };
-            let report = InstanceReport {
+            let mut report = InstanceReport {
                 uuid: spec.uuid.clone(),
                 host: self.host.clone(),
                 generation: spec.generation,
-                reboot_seq: entry.0,
+                reboot_seq: entry.reboot_seq,
                 power_state,
                 deleted: false,
                 fault,
+                console: None,
             };
-            if entry.1.as_ref() != Some(&report) {
+            let console = match self.hv.console_output(&spec.uuid).await {
+                Ok(c) => Some(tail(&c, CONSOLE_TAIL).to_string()),
+                Err(_) => None,
+            };
+            let new_console = console.is_some() && console != entry.console;
+            if entry.report.as_ref() != Some(&report) || new_console {
+                if new_console {
+                    report.console = console.clone();
+                }
                 match self.server.report(&report).await {
-                    Ok(()) => entry.1 = Some(report),
+                    Ok(()) => {
+                        report.console = None;
+                        entry.report = Some(report);
+                        if new_console {
+                            entry.console = console;
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, uuid = %spec.uuid, "agent: report"),
                 }
             }
@@ -348,6 +442,7 @@ impl NodeAgent {
                 power_state: PowerState::NoState,
                 deleted: true,
                 fault: None,
+                console: None,
             };
             if let Err(e) = self.server.report(&report).await {
                 tracing::warn!(error = %e, %uuid, "agent: report of a deleted guest");

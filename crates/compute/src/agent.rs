@@ -4,8 +4,11 @@
 //! poll on the change-log revision) and `PUT /agent/v1/instances/{uuid}/report`. Callers need
 //! a token with the `admin` or `service` role. Errors use Nova's fault bodies.
 
+use crate::controller::ReportError;
 use crate::error::{NovaError, NovaResult};
 use crate::hosts::RegisterError;
+use crate::server::Server;
+use crate::server_db;
 use crate::ComputeService;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -13,10 +16,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use std::time::Duration;
 use strata_agent_api::{
-    ApiError, ApiFuture, ControlPlane, DesiredInstances, HostRegistration, InstanceReport,
-    Registered,
+    ApiError, ApiFuture, ControlPlane, DesiredInstances, Disk, HostRegistration, InstanceReport,
+    InstanceSpec, Registered, Sizing, Vif,
 };
 
 /// The longest an agent's desired-state poll is held open.
@@ -103,9 +107,9 @@ pub struct Poll {
     wait: u64,
 }
 
-/// `GET /agent/v1/hosts/{host}/instances?after=&wait=`: once the change log passes `after`
-/// (or `wait` seconds, at most 60, have gone), the host's desired instances at the newest
-/// revision. Servers are not served yet, so the set is empty.
+/// `GET /agent/v1/hosts/{host}/instances?after=&wait=`: once what the host is given changes
+/// after revision `after` (or `wait` seconds, at most 60, have gone), the host's desired
+/// instances.
 pub async fn host_instances(
     State(svc): State<ComputeService>,
     _auth: AgentAuth,
@@ -122,24 +126,90 @@ pub async fn host_instances(
         )));
     }
     Ok(Json(
-        desired(&svc, poll.after, Duration::from_secs(poll.wait)).await?,
+        desired(&svc, &host, poll.after, Duration::from_secs(poll.wait)).await?,
     ))
 }
 
-/// The desired instances of a host once the change log passes `after` (or `wait`, at most
-/// [`MAX_WAIT`], has gone). Servers are not served yet: the set is empty.
+/// What the host's agent is given of a server.
+pub fn instance_spec(s: &Server) -> InstanceSpec {
+    let mut disks = Vec::new();
+    if !s.image_ref.is_empty() {
+        disks.push(Disk {
+            device_name: "vda".into(),
+            boot_index: Some(0),
+            connection_info: json!({"driver_volume_type": "image",
+                "data": {"image_id": s.image_ref}}),
+            size_gb: s.flavor.root_gb,
+            source: "local".into(),
+        });
+    }
+    InstanceSpec {
+        uuid: s.id.clone(),
+        name: s.instance_name(),
+        hostname: s.hostname.clone(),
+        generation: s.generation,
+        power: s.power,
+        reboot_seq: s.reboot_seq,
+        hard_reboot: s.hard_reboot,
+        sizing: Sizing {
+            vcpus: s.flavor.vcpus,
+            memory_mb: s.flavor.memory_mb,
+            root_gb: s.flavor.root_gb,
+            ephemeral_gb: s.flavor.ephemeral_gb,
+            swap_mb: s.flavor.swap,
+            extra_specs: s.flavor.extra_specs.clone(),
+        },
+        image_id: (!s.image_ref.is_empty()).then(|| s.image_ref.clone()),
+        disks,
+        vifs: s
+            .ports
+            .iter()
+            .map(|p| Vif {
+                port_id: p.port_id.clone(),
+                mac_address: p.mac.clone(),
+                network_id: p.network_id.clone(),
+                mtu: p.mtu,
+                vif_type: "tap".into(),
+                fixed_ips: p.ips.iter().map(|(ip, _)| ip.clone()).collect(),
+            })
+            .collect(),
+        user_data: s.user_data.clone(),
+        metadata: s.metadata.clone(),
+        key_data: s.key_data.clone(),
+        config_drive: s.config_drive,
+    }
+}
+
+/// The desired instances of `host` once what it is given changes after `after` (or `wait`,
+/// at most [`MAX_WAIT`], has gone). The answer's revision is the host's, to poll after next.
 pub async fn desired(
     svc: &ComputeService,
+    host: &str,
     after: i64,
     wait: Duration,
 ) -> strata_core::Result<DesiredInstances> {
-    let wait = wait.min(MAX_WAIT);
-    if svc.store().current_revision().await? <= after && !wait.is_zero() {
-        svc.store().watch(after, wait).await?;
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    let mut rev = server_db::host_rev(svc.store(), host).await?;
+    // `after` 0 is an agent that has nothing yet (a start or restart): it is answered at once,
+    // so that it adopts its guests and removes orphans without waiting for a change.
+    while rev <= after && after > 0 {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let seen = svc.store().current_revision().await?;
+        let rev2 = server_db::host_rev(svc.store(), host).await?;
+        if rev2 > after {
+            rev = rev2;
+            break;
+        }
+        svc.store().watch(seen, deadline - now).await?;
+        rev = server_db::host_rev(svc.store(), host).await?;
     }
+    let servers = server_db::on_host(svc.store(), host).await?;
     Ok(DesiredInstances {
-        revision: svc.store().current_revision().await?,
-        instances: Vec::new(),
+        revision: rev,
+        instances: servers.iter().map(instance_spec).collect(),
     })
 }
 
@@ -179,35 +249,48 @@ impl ControlPlane for LocalControlPlane {
     }
     fn desired<'a>(
         &'a self,
-        _host: &'a str,
+        host: &'a str,
         after: i64,
         wait: Duration,
     ) -> ApiFuture<'a, DesiredInstances> {
         Box::pin(async move {
-            desired(&self.0, after, wait)
+            desired(&self.0, host, after, wait)
                 .await
                 .map_err(|e| refused(500, e.to_string()))
         })
     }
     fn report<'a>(&'a self, report: &'a InstanceReport) -> ApiFuture<'a, ()> {
         Box::pin(async move {
-            Err(refused(
-                404,
-                format!("Instance {} could not be found.", report.uuid),
-            ))
+            match self.0.instance_report(report).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(ReportError::NotFound)) => Err(refused(
+                    404,
+                    format!("Instance {} could not be found.", report.uuid),
+                )),
+                Err(e) => Err(refused(500, e.to_string())),
+            }
         })
     }
 }
 
-/// `PUT /agent/v1/instances/{uuid}/report`: no instance exists until servers are served.
+/// `PUT /agent/v1/instances/{uuid}/report`.
 pub async fn instance_report(
-    State(_svc): State<ComputeService>,
+    State(svc): State<ComputeService>,
     _auth: AgentAuth,
     Path(uuid): Path<String>,
     raw: axum::body::Bytes,
 ) -> NovaResult<StatusCode> {
-    let _report: InstanceReport = body(&raw)?;
-    Err(NovaError::not_found(format!(
-        "Instance {uuid} could not be found."
-    )))
+    let report: InstanceReport = body(&raw)?;
+    if report.uuid != uuid {
+        return Err(NovaError::bad_request(format!(
+            "The report is for instance {}, not {uuid}",
+            report.uuid
+        )));
+    }
+    match svc.instance_report(&report).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(ReportError::NotFound) => Err(NovaError::not_found(format!(
+            "Instance {uuid} could not be found."
+        ))),
+    }
 }

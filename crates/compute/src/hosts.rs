@@ -44,10 +44,12 @@ impl Service {
     /// Up as Nova's database service group decides: a heartbeat within the down time and not
     /// forced down.
     pub fn is_up(&self, now: i64) -> bool {
-        !self.forced_down
-            && self
-                .last_seen_up
-                .is_some_and(|t| now - t <= SERVICE_DOWN_TIME_US)
+        self.is_up_within(now, SERVICE_DOWN_TIME_US)
+    }
+
+    /// Up when the last heartbeat is at most `down_after_us` old and not forced down.
+    pub fn is_up_within(&self, now: i64, down_after_us: i64) -> bool {
+        !self.forced_down && self.last_seen_up.is_some_and(|t| now - t <= down_after_us)
     }
 }
 
@@ -309,7 +311,9 @@ impl ComputeService {
         Ok(Ok(Registered {
             provider_uuid: node_id,
             service_id,
-            heartbeat_interval_s: HEARTBEAT_INTERVAL_S,
+            // Three beats fit in the down time, so one lost beat never marks a host down.
+            heartbeat_interval_s: ((self.config().service_down_time_s / 3).max(1) as u64)
+                .min(HEARTBEAT_INTERVAL_S),
         }))
     }
 

@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod controller;
 pub mod db;
 mod error;
 mod extract;
@@ -23,6 +24,8 @@ pub mod hosts;
 pub mod keys;
 pub mod model;
 mod schema;
+pub mod server;
+pub mod server_db;
 mod version;
 
 pub use error::{NovaError, NovaResult};
@@ -32,77 +35,7 @@ use std::sync::Arc;
 use strata_api::TokenValidator;
 use strata_store::Store;
 
-/// Settings of the compute service. Quota defaults are Nova's `[quota]` defaults (-1 is
-/// unlimited); they apply where neither a project (or user) override nor the `default` quota
-/// class says otherwise.
-#[derive(Debug, Clone)]
-pub struct ComputeConfig {
-    /// The availability zone compute hosts land in (Nova's `default_availability_zone`).
-    pub availability_zone: String,
-    /// Whether to create the DevStack flavors at the first start.
-    pub seed_flavors: bool,
-    pub quota_instances: i64,
-    pub quota_cores: i64,
-    pub quota_ram: i64,
-    pub quota_metadata_items: i64,
-    pub quota_injected_files: i64,
-    pub quota_injected_file_content_bytes: i64,
-    pub quota_injected_file_path_length: i64,
-    pub quota_key_pairs: i64,
-    pub quota_server_groups: i64,
-    pub quota_server_group_members: i64,
-    /// The nova-network era quotas only shown below 2.36 (Nova keeps their defaults).
-    pub quota_floating_ips: i64,
-    pub quota_fixed_ips: i64,
-    pub quota_security_groups: i64,
-    pub quota_security_group_rules: i64,
-}
-
-impl Default for ComputeConfig {
-    fn default() -> Self {
-        ComputeConfig {
-            availability_zone: "nova".into(),
-            seed_flavors: true,
-            quota_instances: 10,
-            quota_cores: 20,
-            quota_ram: 51200,
-            quota_metadata_items: 128,
-            quota_injected_files: 5,
-            quota_injected_file_content_bytes: 10240,
-            quota_injected_file_path_length: 255,
-            quota_key_pairs: 100,
-            quota_server_groups: 10,
-            quota_server_group_members: 10,
-            quota_floating_ips: 10,
-            quota_fixed_ips: -1,
-            quota_security_groups: 10,
-            quota_security_group_rules: 20,
-        }
-    }
-}
-
-impl ComputeConfig {
-    /// The configured default for a quota resource (`None` for an unknown name).
-    pub fn quota_default(&self, resource: &str) -> Option<i64> {
-        Some(match resource {
-            "instances" => self.quota_instances,
-            "cores" => self.quota_cores,
-            "ram" => self.quota_ram,
-            "metadata_items" => self.quota_metadata_items,
-            "injected_files" => self.quota_injected_files,
-            "injected_file_content_bytes" => self.quota_injected_file_content_bytes,
-            "injected_file_path_bytes" => self.quota_injected_file_path_length,
-            "key_pairs" => self.quota_key_pairs,
-            "server_groups" => self.quota_server_groups,
-            "server_group_members" => self.quota_server_group_members,
-            "floating_ips" => self.quota_floating_ips,
-            "fixed_ips" => self.quota_fixed_ips,
-            "security_groups" => self.quota_security_groups,
-            "security_group_rules" => self.quota_security_group_rules,
-            _ => return None,
-        })
-    }
-}
+pub use strata_core::config::ComputeConfig;
 
 /// The compute service; cheap to clone.
 #[derive(Clone)]
@@ -115,6 +48,19 @@ struct Inner {
     cfg: ComputeConfig,
     /// Placement, in process: hosts' providers and inventories, and scheduling.
     placement: Option<strata_placement::PlacementService>,
+    peers: Peers,
+}
+
+/// The other services compute calls in process, as their routers (the calls go through their
+/// own validation and policy, as Nova's calls to Neutron, Glance and Cinder go over HTTP).
+#[derive(Clone, Default)]
+pub struct Peers {
+    /// Neutron's routes (`/v2.0/...`).
+    pub network: Option<axum::Router>,
+    /// Glance's routes (`/v2/...`).
+    pub image: Option<axum::Router>,
+    /// Cinder's routes (`/v3/...`).
+    pub volume: Option<axum::Router>,
 }
 
 impl ComputeService {
@@ -131,21 +77,34 @@ impl ComputeService {
             base_url: base_url.trim_end_matches('/').to_string(),
             cfg,
             placement: None,
+            peers: Peers::default(),
         }))
     }
 
-    /// The service with placement (in process) for hosts' providers and scheduling.
-    pub fn with_placement(self, placement: strata_placement::PlacementService) -> ComputeService {
-        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|a| Inner {
+    fn unwrap(self) -> Inner {
+        Arc::try_unwrap(self.0).unwrap_or_else(|a| Inner {
             store: a.store.clone(),
             tokens: a.tokens.clone(),
             base_url: a.base_url.clone(),
             cfg: a.cfg.clone(),
             placement: a.placement.clone(),
-        });
+            peers: a.peers.clone(),
+        })
+    }
+
+    /// The service with placement (in process) for hosts' providers and scheduling.
+    pub fn with_placement(self, placement: strata_placement::PlacementService) -> ComputeService {
         ComputeService(Arc::new(Inner {
             placement: Some(placement),
-            ..inner
+            ..self.unwrap()
+        }))
+    }
+
+    /// The service with the network, image and volume services it calls.
+    pub fn with_peers(self, peers: Peers) -> ComputeService {
+        ComputeService(Arc::new(Inner {
+            peers,
+            ..self.unwrap()
         }))
     }
 
@@ -177,6 +136,12 @@ impl ComputeService {
     /// The service's settings.
     pub fn config(&self) -> &ComputeConfig {
         &self.0.cfg
+    }
+
+    /// Whether a compute service is up: a heartbeat within the configured
+    /// `service_down_time_s`, and not forced down.
+    pub fn service_up(&self, s: &hosts::Service, now: i64) -> bool {
+        s.is_up_within(now, self.0.cfg.service_down_time_s.max(1) * 1_000_000)
     }
 
     /// `<base>/compute`, the service root.

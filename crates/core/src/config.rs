@@ -20,6 +20,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub volume: VolumeConfig,
     pub network: NetworkConfig,
+    pub compute: ComputeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,6 +360,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "image",
     "volume",
     "network",
+    "compute",
 ];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a
@@ -372,6 +374,87 @@ fn env_value(v: &str) -> toml::Value {
         return toml::Value::Boolean(b);
     }
     toml::Value::String(v.to_string())
+}
+
+/// The compute service (Nova): its zone, quota defaults, scheduling and liveness. Quota defaults are Nova's `[quota]` defaults (-1 is
+/// unlimited); they apply where neither a project (or user) override nor the `default` quota
+/// class says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// The availability zone compute hosts land in (Nova's `default_availability_zone`).
+    pub availability_zone: String,
+    /// Whether to create the DevStack flavors at the first start.
+    pub seed_flavors: bool,
+    pub quota_instances: i64,
+    pub quota_cores: i64,
+    pub quota_ram: i64,
+    pub quota_metadata_items: i64,
+    pub quota_injected_files: i64,
+    pub quota_injected_file_content_bytes: i64,
+    pub quota_injected_file_path_length: i64,
+    pub quota_key_pairs: i64,
+    pub quota_server_groups: i64,
+    pub quota_server_group_members: i64,
+    /// The nova-network era quotas only shown below 2.36 (Nova keeps their defaults).
+    pub quota_floating_ips: i64,
+    pub quota_fixed_ips: i64,
+    pub quota_security_groups: i64,
+    pub quota_security_group_rules: i64,
+    /// Build attempts per server (the first and its reschedules; Nova's
+    /// `[scheduler] max_attempts`).
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a compute service is down (Nova's
+    /// `service_down_time`).
+    pub service_down_time_s: i64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig {
+            availability_zone: "nova".into(),
+            seed_flavors: true,
+            quota_instances: 10,
+            quota_cores: 20,
+            quota_ram: 51200,
+            quota_metadata_items: 128,
+            quota_injected_files: 5,
+            quota_injected_file_content_bytes: 10240,
+            quota_injected_file_path_length: 255,
+            quota_key_pairs: 100,
+            quota_server_groups: 10,
+            quota_server_group_members: 10,
+            quota_floating_ips: 10,
+            quota_fixed_ips: -1,
+            quota_security_groups: 10,
+            quota_security_group_rules: 20,
+            max_attempts: 3,
+            service_down_time_s: 60,
+        }
+    }
+}
+
+impl ComputeConfig {
+    /// The configured default for a quota resource (`None` for an unknown name).
+    pub fn quota_default(&self, resource: &str) -> Option<i64> {
+        Some(match resource {
+            "instances" => self.quota_instances,
+            "cores" => self.quota_cores,
+            "ram" => self.quota_ram,
+            "metadata_items" => self.quota_metadata_items,
+            "injected_files" => self.quota_injected_files,
+            "injected_file_content_bytes" => self.quota_injected_file_content_bytes,
+            "injected_file_path_bytes" => self.quota_injected_file_path_length,
+            "key_pairs" => self.quota_key_pairs,
+            "server_groups" => self.quota_server_groups,
+            "server_group_members" => self.quota_server_group_members,
+            "floating_ips" => self.quota_floating_ips,
+            "fixed_ips" => self.quota_fixed_ips,
+            "security_groups" => self.quota_security_groups,
+            "security_group_rules" => self.quota_security_group_rules,
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]

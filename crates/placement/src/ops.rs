@@ -179,6 +179,15 @@ impl PlacementService {
         .await
     }
 
+    /// A consumer's allocations, per provider (empty when it has none).
+    pub async fn consumer_allocations(
+        &self,
+        consumer: &str,
+    ) -> PlacementResult<BTreeMap<String, crate::model::Resources>> {
+        let mut c = self.conn().await?;
+        Ok(db::consumer_allocations(&mut c, consumer).await?)
+    }
+
     /// `DELETE /allocations/{consumer}`: 404 when the consumer has none.
     pub async fn allocations_delete(&self, consumer: &str) -> PlacementResult<()> {
         let consumer = consumer.to_string();

@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(13, "0013_placement"),
     portable!(14, "0014_compute"),
     portable!(15, "0015_compute_hosts"),
+    portable!(16, "0016_compute_servers"),
 ];
 
 impl Store {

@@ -1,6 +1,7 @@
 //! `strata`: one binary, several roles. This file only parses the command line and hands off;
 //! each role is wired in its own module.
 
+mod agent;
 mod clouds;
 mod serve;
 
@@ -21,6 +22,8 @@ enum Command {
     Up(serve::UpArgs),
     /// Run one control-plane replica against the database named in the configuration.
     Server(serve::ServerArgs),
+    /// Run this machine's compute node agent against a control plane.
+    Agent(agent::AgentArgs),
     /// Benchmarks against a running Strata (results go to docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Server(args) => serve::server(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Bench {
                 command: BenchCommand::Identity(args),
             } => strata_bench::run_identity(args).await,

@@ -359,17 +359,30 @@ async fn run(
         store.clone(),
         Arc::new(identity.clone()),
         &base_url,
-        strata_compute::ComputeConfig::default(),
+        cfg.compute.clone(),
     )
-    .with_placement(placement.clone());
+    .with_placement(placement.clone())
+    .with_peers(strata_compute::Peers {
+        network: Some(network.router()),
+        image: Some(image.router()),
+        volume: Some(volume.router()),
+    });
     compute
         .init()
         .await
         .context("seeding the compute service")?;
-    for i in 1..=fake_hosts {
+    agents.push(compute.spawn_controller(stop_rx.clone()));
+    // The all-in-one is a compute host itself (the fake driver, named as the network host
+    // agent's host so that its guests' ports go ACTIVE), plus any simulated hosts asked for.
+    let mut hosts: Vec<String> = Vec::new();
+    if sole_writer {
+        hosts.push(network.config().agent_host());
+    }
+    hosts.extend((1..=fake_hosts).map(|i| format!("fake-{i}")));
+    for host in hosts {
         let hv = Arc::new(strata_agent::FakeHypervisor::new(8, 16384, 100));
         let server = Arc::new(strata_compute::agent::LocalControlPlane(compute.clone()));
-        let agent = strata_agent::NodeAgent::new(format!("fake-{i}"), "127.0.0.1", server, hv);
+        let agent = strata_agent::NodeAgent::new(host, "127.0.0.1", server, hv);
         agents.push(tokio::spawn(Arc::new(agent).run(stop_rx.clone())));
     }
     let app = strata_api::assemble(

@@ -9,8 +9,14 @@
 
 pub mod flavors;
 pub mod hosts;
+pub mod instance_actions;
 pub mod keypairs;
 pub mod quotas;
+pub mod server_actions;
+pub mod server_groups;
+pub mod server_meta;
+pub mod server_tags;
+pub mod servers;
 pub mod versions;
 pub mod views;
 pub mod zones;
@@ -67,6 +73,12 @@ pub fn router(svc: ComputeService) -> Router {
         .merge(quotas::routes())
         .merge(zones::routes())
         .merge(hosts::routes())
+        .merge(servers::routes())
+        .merge(server_actions::routes())
+        .merge(server_meta::routes())
+        .merge(server_tags::routes())
+        .merge(instance_actions::routes())
+        .merge(server_groups::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::version::layer));
@@ -87,7 +99,15 @@ async fn name_route(req: Request, next: axum::middleware::Next) -> axum::respons
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|m| format!("/compute{}", m.as_str()));
+    let request_id = req
+        .extensions()
+        .get::<strata_api::RequestId>()
+        .map(|r| r.0.clone());
     let mut resp = next.run(req).await;
+    // Nova's own request-id header beside the common one (Tempest reads it).
+    if let Some(id) = request_id.and_then(|r| http::HeaderValue::from_str(&r).ok()) {
+        resp.headers_mut().insert("x-compute-request-id", id);
+    }
     if let Some(r) = route {
         resp.extensions_mut().insert(strata_api::ServiceRoute(r));
     }

@@ -7,8 +7,8 @@
 //! appear depends on the microversion (network ones go at 2.36, personality ones at 2.57;
 //! quota classes swap network ones for server groups at 2.50).
 //!
-//! Usage: servers and server groups do not exist yet, so `instances`, `cores`, `ram` and
-//! `server_groups` count 0; `key_pairs` counts the user's keypairs (Nova's key_pairs quota is
+//! Usage: `instances`, `cores` and `ram` count the project's (or user's) live servers,
+//! `server_groups` its groups; `key_pairs` counts the user's keypairs (Nova's key_pairs quota is
 //! per user).
 
 use crate::error::{NovaError, NovaResult};
@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use strata_store::Tx;
+use strata_store::{from_sqlx, sqlx, Row, Tx};
 
 /// The quota and limit routes.
 pub fn routes() -> Router<ComputeService> {
@@ -106,13 +106,56 @@ pub async fn limit_tx(
     Ok(l.get(resource).copied().unwrap_or(-1))
 }
 
-/// What a project (or one user in it) holds.
-async fn usage_of(svc: &ComputeService, user: Option<&str>) -> NovaResult<Limits> {
+/// What a project (or one user in it) holds: its live servers' count, cores and RAM, its
+/// server groups, and (for a user) the user's keypairs.
+async fn usage_of(svc: &ComputeService, project: &str, user: Option<&str>) -> NovaResult<Limits> {
     let mut u: Limits = QUOTA_RESOURCES.iter().map(|r| (*r, 0)).collect();
+    let (n, c, r) = server_usage(svc, project, user).await?;
+    u.insert("instances", n);
+    u.insert("cores", c);
+    u.insert("ram", r);
+    u.insert("server_groups", group_usage(svc, project, user).await?);
     if let Some(user) = user {
         u.insert("key_pairs", db::keypair_count(svc.store(), user).await?);
     }
     Ok(u)
+}
+
+/// `(instances, cores, ram)` of the live servers of a project (or one user of it).
+async fn server_usage(
+    svc: &ComputeService,
+    project: &str,
+    user: Option<&str>,
+) -> NovaResult<(i64, i64, i64)> {
+    let base = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS c, \
+                CAST(COALESCE(SUM(memory_mb), 0) AS BIGINT) AS r FROM compute_server \
+                WHERE project_id = $1 AND deleted = 0";
+    let sql = match user {
+        Some(_) => format!("{base} AND user_id = $2"),
+        None => base.to_string(),
+    };
+    let mut q = sqlx::query(&sql).bind(project);
+    if let Some(u) = user {
+        q = q.bind(u);
+    }
+    let row = q.fetch_one(svc.store().pool()).await.map_err(from_sqlx)?;
+    let g = |c: &str| row.try_get::<i64, _>(c).map_err(from_sqlx);
+    Ok((g("n")?, g("c")?, g("r")?))
+}
+
+/// The server groups of a project (or of one user of it).
+async fn group_usage(svc: &ComputeService, project: &str, user: Option<&str>) -> NovaResult<i64> {
+    let base = "SELECT COUNT(*) AS n FROM compute_server_group WHERE project_id = $1";
+    let sql = match user {
+        Some(_) => format!("{base} AND user_id = $2"),
+        None => base.to_string(),
+    };
+    let mut q = sqlx::query(&sql).bind(project);
+    if let Some(u) = user {
+        q = q.bind(u);
+    }
+    let row = q.fetch_one(svc.store().pool()).await.map_err(from_sqlx)?;
+    Ok(row.try_get::<i64, _>("n").map_err(from_sqlx)?)
 }
 
 fn shown(l: &Limits, resources: &[&str]) -> Map<String, Value> {
@@ -150,7 +193,7 @@ pub async fn quota_set_detail(
     auth.require_reader_of(&project, "os_compute_api:os-quota-sets:detail")?;
     let user = pairs.get("user_id");
     let l = limits_of(&svc, &project, user).await?;
-    let used = usage_of(&svc, user).await?;
+    let used = usage_of(&svc, &project, user).await?;
     let mut m = Map::new();
     for r in quota_set_resources(mv.0) {
         m.insert(
@@ -275,7 +318,7 @@ pub async fn quota_set_update(
     auth.require_admin("os_compute_api:os-quota-sets:update")?;
     let user = pairs.get("user_id").map(str::to_string);
     if !force {
-        let used = usage_of(&svc, user.as_deref()).await?;
+        let used = usage_of(&svc, &project, user.as_deref()).await?;
         let project_limits = limits_of(&svc, &project, None).await?;
         for (res, limit) in &values {
             let minimum = used.get(res.as_str()).copied().unwrap_or(0);
@@ -395,7 +438,7 @@ pub async fn limits_show(
         None => auth.project().to_string(),
     };
     let l = limits_of(&svc, &project, None).await?;
-    let used = usage_of(&svc, None).await?;
+    let used = usage_of(&svc, &project, None).await?;
     Ok(Json(
         json!({"limits": {"rate": [], "absolute": absolute(&l, &used, mv)}}),
     ))

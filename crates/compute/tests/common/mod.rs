@@ -24,7 +24,11 @@ pub struct Stack {
     pub db: TestDb,
     pub identity: Identity,
     pub svc: ComputeService,
+    pub network: strata_network::NetworkService,
+    pub image: strata_image::ImageService,
     pub app: Router,
+    /// The image store's directory.
+    pub dir: tempfile::TempDir,
     /// Tokens.
     pub admin: String,
     pub u1: String,
@@ -120,10 +124,31 @@ impl Stack {
             Arc::new(identity.clone()),
             "http://test",
         ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = strata_image::ImageService::new(
+            db.store.clone(),
+            Arc::new(identity.clone()),
+            "http://test",
+            Arc::new(strata_image::LocalStore::new(dir.path()).expect("image store")),
+            1 << 30,
+        );
+        let network = strata_network::NetworkService::new(
+            db.store.clone(),
+            Arc::new(identity.clone()),
+            "http://test",
+            strata_core::config::NetworkConfig::default(),
+        );
+        let svc = svc.with_peers(strata_compute::Peers {
+            network: Some(network.router()),
+            image: Some(image.router()),
+            volume: None,
+        });
         svc.init().await.expect("compute init");
         let app = strata_api::assemble(
             vec![
                 ("/identity", identity.router()),
+                ("/image", image.router()),
+                ("/network", network.router()),
                 ("/compute", svc.router()),
                 ("/agent", svc.agent_router()),
             ],
@@ -133,7 +158,10 @@ impl Stack {
             db,
             identity,
             svc,
+            network,
+            image,
             app,
+            dir,
             admin: String::new(),
             u1: String::new(),
             u1b: String::new(),
@@ -356,5 +384,175 @@ impl Stack {
             .into_iter()
             .filter(|c| c.kind == kind)
             .collect()
+    }
+}
+
+/// What server tests boot on: a network with a subnet in `p1`, a public active image, and
+/// fake compute hosts run by in-process node agents, with the lifecycle controller running.
+pub struct Cloud {
+    pub net: String,
+    pub subnet: String,
+    pub image: String,
+    pub hosts: Vec<Arc<strata_agent::FakeHypervisor>>,
+    pub stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Stack {
+    /// Sets up [`Cloud`] with `hosts` fake hosts (`fake-1` …) of 8 vCPUs, 16 GiB and 100 GB,
+    /// and waits until every host has registered.
+    pub async fn cloud(&self, hosts: usize) -> Cloud {
+        let r = self
+            .raw(
+                Method::POST,
+                "/network/v2.0/networks",
+                Some(&self.u1),
+                &[],
+                Some(json!({"network": {"name": "net1"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        let net = r.json["network"]["id"].as_str().unwrap().to_string();
+        let r = self
+            .raw(
+                Method::POST,
+                "/network/v2.0/subnets",
+                Some(&self.u1),
+                &[],
+                Some(json!({"subnet": {"network_id": net, "cidr": "10.1.0.0/24",
+                    "ip_version": 4, "name": "sub1"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        let subnet = r.json["subnet"]["id"].as_str().unwrap().to_string();
+        let image = self.upload_image("img1", b"fake image bytes").await;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut hvs = Vec::new();
+        for i in 1..=hosts {
+            let hv = Arc::new(strata_agent::FakeHypervisor::new(8, 16384, 100));
+            let cp = Arc::new(strata_compute::agent::LocalControlPlane(self.svc.clone()));
+            let agent =
+                strata_agent::NodeAgent::new(format!("fake-{i}"), "127.0.0.1", cp, hv.clone());
+            tokio::spawn(Arc::new(agent).run(rx.clone()));
+            hvs.push(hv);
+        }
+        self.svc.spawn_controller(rx.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // Registered: the node recorded and its provider's inventory in placement.
+            let snap = self.svc.placement().unwrap().snapshot().await.unwrap();
+            let n = snap
+                .providers
+                .values()
+                .filter(|p| p.inventories.contains_key("VCPU"))
+                .count();
+            if n >= hosts {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hosts did not register"
+            );
+            self.db
+                .store
+                .watch(
+                    self.db.store.current_revision().await.unwrap(),
+                    std::time::Duration::from_millis(200),
+                )
+                .await
+                .unwrap();
+        }
+        Cloud {
+            net,
+            subnet,
+            image,
+            hosts: hvs,
+            stop,
+        }
+    }
+
+    /// A public, active image with `data`, uploaded by the admin.
+    pub async fn upload_image(&self, name: &str, data: &[u8]) -> String {
+        let r = self
+            .raw(
+                Method::POST,
+                "/image/v2/images",
+                Some(&self.admin),
+                &[],
+                Some(
+                    json!({"name": name, "disk_format": "raw", "container_format": "bare",
+                    "visibility": "public"}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        let id = r.json["id"].as_str().unwrap().to_string();
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/image/v2/images/{id}/file"))
+            .header("x-auth-token", &self.admin)
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(data.to_vec()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        id
+    }
+
+    /// Boots a server as `token` on the cloud's network; returns its id (202 asserted).
+    pub async fn boot(&self, cloud: &Cloud, token: &str, name: &str, extra: Value) -> String {
+        let mut server = json!({"name": name, "imageRef": cloud.image, "flavorRef": "1",
+            "networks": [{"uuid": cloud.net}]});
+        if let Value::Object(m) = extra {
+            for (k, v) in m {
+                server[k] = v;
+            }
+        }
+        let r = self
+            .post("/servers", token, json!({ "server": server }))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+        r.json["server"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls the server (as admin) until `pred` holds on its view, or panics after 30 s.
+    pub async fn wait_server(&self, id: &str, what: &str, pred: impl Fn(&Resp) -> bool) -> Resp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = self
+                .get_mv(&format!("/servers/{id}"), &self.admin, "latest")
+                .await;
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server {id} never became {what}: {}",
+                r.raw
+            );
+            let rev = self.db.store.current_revision().await.unwrap();
+            self.db
+                .store
+                .watch(rev, std::time::Duration::from_millis(200))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Waits for the server's `status`.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Resp {
+        self.wait_server(id, status, |r| r.json["server"]["status"] == status)
+            .await
+    }
+
+    /// Waits until the server is gone (404).
+    pub async fn wait_gone(&self, id: &str) {
+        self.wait_server(id, "deleted", |r| r.status == StatusCode::NOT_FOUND)
+            .await;
     }
 }

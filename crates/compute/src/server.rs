@@ -1,0 +1,350 @@
+//! The server record and its state machine.
+//!
+//! A server carries Nova's three states: `vm_state` (what the instance is: building, active,
+//! stopped, …), `task_state` (what is being done to it: scheduling, spawning, powering-off, …,
+//! or nothing) and `power_state` (what the hypervisor last reported). The API's `status` is
+//! derived from the first two exactly as Nova's `_STATE_MAP` does.
+//!
+//! Who moves what: API calls set a task (and the desired power or reboot sequence the host's
+//! agent follows); the controller (`controller.rs`) runs the steps that need other services
+//! (scheduling, ports, releasing claims); agent reports finish tasks. Every transition is one
+//! store write that checks the state it starts from, so a late or repeated report, a restarted
+//! controller or a second replica cannot move a server twice.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use strata_agent_api::Power;
+
+/// `vm_state` values.
+pub mod vm {
+    pub const ACTIVE: &str = "active";
+    pub const BUILDING: &str = "building";
+    pub const PAUSED: &str = "paused";
+    pub const SUSPENDED: &str = "suspended";
+    pub const STOPPED: &str = "stopped";
+    pub const RESCUED: &str = "rescued";
+    pub const RESIZED: &str = "resized";
+    pub const SOFT_DELETED: &str = "soft-delete";
+    pub const DELETED: &str = "deleted";
+    pub const ERROR: &str = "error";
+    pub const SHELVED: &str = "shelved";
+    pub const SHELVED_OFFLOADED: &str = "shelved_offloaded";
+}
+
+/// `task_state` values.
+pub mod task {
+    pub const SCHEDULING: &str = "scheduling";
+    pub const NETWORKING: &str = "networking";
+    pub const BLOCK_DEVICE_MAPPING: &str = "block_device_mapping";
+    pub const SPAWNING: &str = "spawning";
+    pub const REBOOTING: &str = "rebooting";
+    pub const REBOOTING_HARD: &str = "rebooting_hard";
+    pub const PAUSING: &str = "pausing";
+    pub const UNPAUSING: &str = "unpausing";
+    pub const SUSPENDING: &str = "suspending";
+    pub const RESUMING: &str = "resuming";
+    pub const POWERING_OFF: &str = "powering-off";
+    pub const POWERING_ON: &str = "powering-on";
+    pub const REBUILDING: &str = "rebuilding";
+    pub const DELETING: &str = "deleting";
+}
+
+/// Nova's `power_state` codes.
+pub mod power {
+    pub const NOSTATE: i64 = 0;
+    pub const RUNNING: i64 = 1;
+    pub const PAUSED: i64 = 3;
+    pub const SHUTDOWN: i64 = 4;
+    pub const CRASHED: i64 = 6;
+    pub const SUSPENDED: i64 = 7;
+}
+
+/// The flavor as the server was built with it (Nova keeps a copy on the instance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlavorCopy {
+    pub id: String,
+    pub name: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub root_gb: i64,
+    pub ephemeral_gb: i64,
+    pub swap: i64,
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// One entry of the request's `networks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NetRequest {
+    pub network_id: Option<String>,
+    pub port_id: Option<String>,
+    pub fixed_ip: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// A port of the server: created for it (deleted with it) or given by the user (unbound
+/// when the server goes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRef {
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub mac: String,
+    /// `(address, version)`.
+    pub ips: Vec<(String, i64)>,
+    pub created: bool,
+    /// The index of the request entry it realises.
+    pub request: usize,
+    pub mtu: i64,
+}
+
+/// The `fault` of a server in ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub code: i64,
+    pub message: String,
+    pub details: String,
+    pub created: i64,
+}
+
+/// A server (an instance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    pub id: String,
+    pub seq: i64,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub hostname: String,
+    pub description: Option<String>,
+    pub host: Option<String>,
+    pub node: Option<String>,
+    /// The zone the server is in (its host's), or the one it asked for while unplaced.
+    pub availability_zone: Option<String>,
+    /// The zone the request named (2.96 `pinned_availability_zone`).
+    pub requested_zone: Option<String>,
+    pub vm_state: String,
+    pub task_state: Option<String>,
+    pub power_state: i64,
+    pub flavor: FlavorCopy,
+    /// `""` for a server booted from a volume.
+    pub image_ref: String,
+    pub image_properties: BTreeMap<String, String>,
+    pub key_name: Option<String>,
+    pub key_data: Option<String>,
+    pub user_data: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    pub config_drive: bool,
+    pub access_ip_v4: String,
+    pub access_ip_v6: String,
+    pub disk_config: String,
+    pub locked: bool,
+    pub locked_by: Option<String>,
+    pub locked_reason: Option<String>,
+    pub reservation_id: String,
+    pub launch_index: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub launched_at: Option<i64>,
+    pub terminated_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub deleted: bool,
+    pub fault: Option<Fault>,
+    pub progress: i64,
+    /// `None`: no network (`"none"`); else one entry per NIC to create or take.
+    pub networks: Vec<NetRequest>,
+    /// Security group ids for the ports created for the server (empty: Neutron's default).
+    pub security_groups: Vec<String>,
+    /// Their names, as the server view shows them.
+    pub security_group_names: Vec<String>,
+    pub scheduler_hints: serde_json::Map<String, serde_json::Value>,
+    pub group_id: Option<String>,
+    /// Build attempts made (a reschedule is a new attempt).
+    pub attempts: i64,
+    pub ignore_hosts: Vec<String>,
+    pub ports: Vec<PortRef>,
+    /// Ports and claims of a failed build are still to be released.
+    pub cleanup: bool,
+    /// The host's agent should run the guest.
+    pub on_host: bool,
+    /// Bumped whenever what the agent is given changes.
+    pub generation: i64,
+    pub power: Power,
+    pub reboot_seq: i64,
+    pub hard_reboot: bool,
+    /// The agent reported the guest gone (after the server stopped wanting it).
+    pub guest_gone: bool,
+    /// The tail of the guest's console log, as its agent last reported it.
+    #[serde(default)]
+    pub console: String,
+}
+
+impl Server {
+    /// The hypervisor's name for the guest (Nova's `instance_name_template`).
+    pub fn instance_name(&self) -> String {
+        format!("instance-{:08x}", self.seq)
+    }
+
+    /// Nova's API status for the server's states.
+    pub fn status(&self) -> &'static str {
+        status(&self.vm_state, self.task_state.as_deref())
+    }
+}
+
+/// Nova's `nova.api.openstack.common._STATE_MAP`.
+pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
+    let t = task_state.unwrap_or("");
+    match vm_state {
+        vm::ACTIVE => match t {
+            task::REBOOTING | "reboot_pending" | "reboot_started" => "REBOOT",
+            task::REBOOTING_HARD | "reboot_pending_hard" | "reboot_started_hard" => "HARD_REBOOT",
+            "updating_password" => "PASSWORD",
+            task::REBUILDING | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            "migrating" => "MIGRATING",
+            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
+            _ => "ACTIVE",
+        },
+        vm::BUILDING => "BUILD",
+        vm::STOPPED => match t {
+            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
+            task::REBUILDING | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            _ => "SHUTOFF",
+        },
+        vm::RESIZED => match t {
+            "resize_reverting" => "REVERT_RESIZE",
+            _ => "VERIFY_RESIZE",
+        },
+        vm::PAUSED => match t {
+            "migrating" => "MIGRATING",
+            _ => "PAUSED",
+        },
+        vm::SUSPENDED => "SUSPENDED",
+        vm::RESCUED => "RESCUE",
+        vm::ERROR => match t {
+            task::REBUILDING | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            _ => "ERROR",
+        },
+        vm::DELETED => "DELETED",
+        vm::SOFT_DELETED => "SOFT_DELETED",
+        vm::SHELVED => "SHELVED",
+        vm::SHELVED_OFFLOADED => "SHELVED_OFFLOADED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The `vm_state`s a status filter matches (Nova's `task_and_vm_state_from_status`, the
+/// vm-state part; the task part is checked with [`status`]).
+pub fn vm_states_of_status(wanted: &str) -> Vec<&'static str> {
+    let s = wanted.to_ascii_uppercase();
+    [
+        vm::ACTIVE,
+        vm::BUILDING,
+        vm::STOPPED,
+        vm::RESIZED,
+        vm::PAUSED,
+        vm::SUSPENDED,
+        vm::RESCUED,
+        vm::ERROR,
+        vm::DELETED,
+        vm::SOFT_DELETED,
+        vm::SHELVED,
+        vm::SHELVED_OFFLOADED,
+    ]
+    .into_iter()
+    .filter(|v| {
+        [
+            None,
+            Some(task::REBOOTING),
+            Some(task::REBOOTING_HARD),
+            Some(task::REBUILDING),
+            Some("migrating"),
+            Some("resize_prep"),
+            Some("resize_reverting"),
+            Some("updating_password"),
+        ]
+        .iter()
+        .any(|t| status(v, *t) == s)
+    })
+    .collect()
+}
+
+/// What a finished task leaves: the `vm_state` once the agent reports `observed` for a server
+/// in `task` (`None`: the report does not finish the task).
+pub fn finish(task: &str, observed: i64) -> Option<&'static str> {
+    match (task, observed) {
+        (task::SPAWNING, power::RUNNING) => Some(vm::ACTIVE),
+        (task::POWERING_ON, power::RUNNING) => Some(vm::ACTIVE),
+        (task::POWERING_OFF, power::SHUTDOWN) => Some(vm::STOPPED),
+        (task::PAUSING, power::PAUSED) => Some(vm::PAUSED),
+        (task::UNPAUSING, power::RUNNING) => Some(vm::ACTIVE),
+        (task::SUSPENDING, power::SUSPENDED) => Some(vm::SUSPENDED),
+        (task::RESUMING, power::RUNNING) => Some(vm::ACTIVE),
+        (task::REBOOTING | task::REBOOTING_HARD, power::RUNNING) => Some(vm::ACTIVE),
+        (task::REBUILDING, power::RUNNING) => Some(vm::ACTIVE),
+        (task::REBUILDING, power::SHUTDOWN) => Some(vm::STOPPED),
+        _ => None,
+    }
+}
+
+/// Nova's `hostId`: a hash of the project and host, so a tenant can tell its servers apart by
+/// host without learning host names. Empty while unplaced.
+pub fn host_id(project_id: &str, host: Option<&str>) -> String {
+    match host {
+        Some(h) if !h.is_empty() => {
+            use sha2::Digest;
+            let d = sha2::Sha224::digest(format!("{project_id}{h}").as_bytes());
+            d.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_nova_state_map() {
+        assert_eq!(status(vm::BUILDING, Some(task::SCHEDULING)), "BUILD");
+        assert_eq!(status(vm::ACTIVE, None), "ACTIVE");
+        assert_eq!(
+            status(vm::ACTIVE, Some(task::REBOOTING_HARD)),
+            "HARD_REBOOT"
+        );
+        assert_eq!(status(vm::ACTIVE, Some(task::POWERING_OFF)), "ACTIVE");
+        assert_eq!(status(vm::STOPPED, None), "SHUTOFF");
+        assert_eq!(
+            status(vm::RESIZED, Some("resize_reverting")),
+            "REVERT_RESIZE"
+        );
+        assert_eq!(status(vm::ERROR, None), "ERROR");
+        assert_eq!(status("weird", None), "UNKNOWN");
+    }
+
+    #[test]
+    fn status_filters_map_back_to_vm_states() {
+        assert_eq!(vm_states_of_status("shutoff"), vec![vm::STOPPED]);
+        assert_eq!(vm_states_of_status("ACTIVE"), vec![vm::ACTIVE]);
+        assert_eq!(vm_states_of_status("REBOOT"), vec![vm::ACTIVE]);
+        assert!(vm_states_of_status("NOPE").is_empty());
+    }
+
+    #[test]
+    fn only_the_awaited_power_state_finishes_a_task() {
+        assert_eq!(finish(task::SPAWNING, power::RUNNING), Some(vm::ACTIVE));
+        assert_eq!(finish(task::SPAWNING, power::NOSTATE), None);
+        assert_eq!(finish(task::POWERING_OFF, power::RUNNING), None);
+        assert_eq!(
+            finish(task::POWERING_OFF, power::SHUTDOWN),
+            Some(vm::STOPPED)
+        );
+    }
+
+    #[test]
+    fn host_id_hides_the_host() {
+        let a = host_id("p1", Some("h1"));
+        assert_eq!(a.len(), 56);
+        assert_ne!(a, host_id("p2", Some("h1")));
+        assert_eq!(host_id("p1", None), "");
+    }
+}
