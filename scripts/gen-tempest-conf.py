@@ -63,12 +63,12 @@ def network_extensions(auth: dict, uri_v3: str) -> tuple[list[str], str | None]:
     return aliases, (nets[0]["id"] if nets else None)
 
 
-def upload_image(auth: dict, uri_v3: str, path: str) -> str:
+def upload_image(auth: dict, uri_v3: str, path: str, name: str = "strata-tempest-qcow2") -> str:
     """Creates a public qcow2 image as the admin, uploads `path` into it; returns its id."""
     token, catalog = admin_session(auth, uri_v3)
     image_url = next(e["url"] for s in catalog if s["type"] == "image"
                      for e in s["endpoints"] if e["interface"] == "public").rstrip("/")
-    spec = {"name": "strata-tempest-qcow2", "disk_format": "qcow2", "container_format": "bare",
+    spec = {"name": name, "disk_format": "qcow2", "container_format": "bare",
             "visibility": "public"}
     req = urllib.request.Request(image_url + "/v2/images", data=json.dumps(spec).encode(),
                                  headers={"Content-Type": "application/json",
@@ -103,6 +103,9 @@ def main() -> int:
     region = cloud.get("region_name", "RegionOne")
 
     image_ref = upload_image(auth, uri_v3, args.image_file) if args.image_file else None
+    # A second image, so that the tests filtering or rebuilding by image_ref_alt run.
+    image_ref_alt = (upload_image(auth, uri_v3, args.image_file, "strata-tempest-qcow2-alt")
+                     if args.image_file else None)
 
     c = configparser.ConfigParser(interpolation=None)
     c.optionxform = str  # keep key case
@@ -195,7 +198,7 @@ def main() -> int:
     }
     if image_ref:
         # Only the image is needed: nova stays unavailable.
-        c["compute"] = {"image_ref": image_ref, "image_ref_alt": image_ref}
+        c["compute"] = {"image_ref": image_ref, "image_ref_alt": image_ref_alt}
     # Neutron v2.0 (crates/network). No network is created for dynamic credentials
     # ([auth] create_isolated_networks = false); the tests make their own.
     c["network"] = {

@@ -21,9 +21,11 @@
 #        STRATA_TEMPEST_ENFORCE_IMAGE=1  also require tests/tempest/image-required.txt
 #        STRATA_TEMPEST_ENFORCE_VOLUME=1  also require tests/tempest/volume-required.txt
 #        STRATA_TEMPEST_ENFORCE_NETWORK=1  also require tests/tempest/network-required.txt
+#        STRATA_TEMPEST_ENFORCE_COMPUTE=1  also require tests/tempest/compute-required.txt
 #        STRATA_TEMPEST_COMPUTE_REGEX  compute tests run in a second pass, with nova available
 #                          (default: the classes that need no server; empty skips the pass);
-#                          tests/tempest/compute-required.txt is reported, not enforced
+#                          tests/tempest/compute-required.txt is reported, enforced with
+#                          STRATA_TEMPEST_ENFORCE_COMPUTE=1
 #        STRATA_KEEP_WORK=1    keep the temp work dir (data dir, logs, tempest workspace)
 set -euo pipefail
 
@@ -34,6 +36,7 @@ REGEX=${STRATA_TEMPEST_REGEX:-'^tempest\.api\.(identity|image|volume|network)'}
 ENFORCE_IMAGE=${STRATA_TEMPEST_ENFORCE_IMAGE:-0}
 ENFORCE_VOLUME=${STRATA_TEMPEST_ENFORCE_VOLUME:-0}
 ENFORCE_NETWORK=${STRATA_TEMPEST_ENFORCE_NETWORK:-0}
+ENFORCE_COMPUTE=${STRATA_TEMPEST_ENFORCE_COMPUTE:-0}
 # Nova stays unavailable in the first pass (else the other suites' server tests would run); the
 # compute classes of the interop list run in a second pass, on the fake driver, each dynamic
 # project with its own network (as DevStack's isolated networks).
@@ -186,13 +189,13 @@ head -1 "$WORK/results.csv" | grep -q '^test,status' \
   || die "could not convert the stestr results (see $WORK/tempest-run.log)"
 cp "$WORK/results.subunit" "$OUT.subunit"
 
-"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" "$ENFORCE_VOLUME" "$ENFORCE_NETWORK" <<'EOF'
+"$PY" - "$WORK/results.csv" "$REQ_DIR" "$OUT" "$ENFORCE_IMAGE" "$ENFORCE_VOLUME" "$ENFORCE_NETWORK" "$ENFORCE_COMPUTE" <<'EOF'
 import csv, os, re, sys
-results_csv, req_dir, out, enforce_image, enforce_volume, enforce_network = sys.argv[1:7]
+results_csv, req_dir, out, enforce_image, enforce_volume, enforce_network, enforce_compute = sys.argv[1:8]
 # (suite, enforced?) -- the identity list always decides the exit status, the others on request
 SUITES = [("identity", True), ("image", enforce_image == "1"),
           ("volume", enforce_volume == "1"), ("network", enforce_network == "1"),
-          ("compute", False)]
+          ("compute", enforce_compute == "1")]
 
 def key(test_id):
     """(dotted name, idempotent id) of 'a.b.C.test_x[id-UUID,smoke]'."""

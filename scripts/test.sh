@@ -152,16 +152,17 @@ fi
 if [ "${STRATA_SKIP_TEMPEST:-0}" = 1 ]; then
   NOTES+=("tempest: skipped (STRATA_SKIP_TEMPEST=1)")
 elif [ $BUILD_OK = 1 ]; then
-  stage "tempest identity + image + volume + network"
+  stage "tempest identity + image + volume + network + compute"
   export STRATA_TEMPEST_OUT=$WORK/tempest-results.txt
   export STRATA_TEMPEST_ENFORCE_IMAGE=1   # the 23 interop image tests are required too
   export STRATA_TEMPEST_ENFORCE_VOLUME=1  # and the 65 interop volume tests
   export STRATA_TEMPEST_ENFORCE_NETWORK=1 # and the 80 interop network tests
+  export STRATA_TEMPEST_ENFORCE_COMPUTE=1 # and the interop compute tests (fake driver)
   trc=0
   bash "$ROOT/scripts/tempest-identity.sh" || trc=$?
   line=$(grep '^# required:' "$STRATA_TEMPEST_OUT" 2>/dev/null || true)
   if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-    count "tempest (required identity + image + volume + network tests)" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    count "tempest (required identity + image + volume + network + compute tests)" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
     if [ "$trc" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then broken tempest "exit status $trc"; fi
   else
     broken tempest "exit status $trc, no results"

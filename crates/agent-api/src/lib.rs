@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -111,6 +112,9 @@ pub struct Disk {
     pub size_gb: i64,
     /// `local` (the agent creates it from `image` or blank) or `volume` (given).
     pub source: String,
+    /// The volume service's id of a `volume` disk (what reports name it by).
+    #[serde(default)]
+    pub volume_id: Option<String>,
 }
 
 /// A network interface of the guest.
@@ -145,6 +149,22 @@ pub struct InstanceSpec {
     pub metadata: std::collections::BTreeMap<String, String>,
     pub key_data: Option<String>,
     pub config_drive: bool,
+    /// A snapshot of the guest's root disk the server asks for (Nova's `createImage`), until
+    /// the agent has uploaded it or reported it failed. Older servers send none.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotRequest>,
+}
+
+/// A snapshot to take of a guest: its root disk, written to a file in `disk_format` and
+/// uploaded as the data of the image `image_id` (already created, `queued`) with
+/// [`ControlPlane::upload_snapshot`]; a failure is reported with
+/// [`ControlPlane::snapshot_failed`]. The agent takes each one once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub image_id: String,
+    /// `raw`, `qcow2`, … (the format the image is created with).
+    pub disk_format: String,
+    pub container_format: String,
 }
 
 /// The desired instances of a host at a revision.
@@ -178,6 +198,10 @@ pub struct InstanceReport {
     /// (`None`: unchanged or unknown).
     #[serde(default)]
     pub console: Option<String>,
+    /// The volumes attached to the guest (the `volume_id`s of its `volume` disks), as the
+    /// hypervisor lists them. Older agents send none.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// Why a call to the control plane failed.
@@ -206,11 +230,44 @@ pub trait ControlPlane: Send + Sync {
         wait: Duration,
     ) -> ApiFuture<'a, DesiredInstances>;
     fn report<'a>(&'a self, report: &'a InstanceReport) -> ApiFuture<'a, ()>;
+    /// Uploads the snapshot in the file `path` as the data of image `image_id`, asked for in
+    /// instance `uuid`'s [`InstanceSpec::snapshot`]. The server finishes the snapshot (the
+    /// image active, the server's task cleared) or, when the upload fails, deletes the image.
+    /// Refused with 409 when the instance no longer asks for that image (already done,
+    /// failed, or the server deleted): the agent drops it.
+    fn upload_snapshot<'a>(
+        &'a self,
+        _uuid: &'a str,
+        _image_id: &'a str,
+        _path: &'a Path,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async { Err(not_served("snapshot uploads")) })
+    }
+    /// Reports that the snapshot for image `image_id` of instance `uuid` could not be taken:
+    /// the server deletes the image and clears the server's task.
+    fn snapshot_failed<'a>(
+        &'a self,
+        _uuid: &'a str,
+        _image_id: &'a str,
+        _fault: &'a Fault,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async { Err(not_served("snapshot failures")) })
+    }
+}
+
+/// The refusal of a call a [`ControlPlane`] implementation does not serve.
+fn not_served(what: &str) -> ApiError {
+    ApiError::Refused {
+        status: 501,
+        body: format!("this control plane does not take {what}"),
+    }
 }
 
 /// [`ControlPlane`] over HTTP: `PUT /agent/v1/hosts/{host}`, `POST
 /// /agent/v1/hosts/{host}/heartbeat`, `GET /agent/v1/hosts/{host}/instances?after=&wait=`,
-/// `PUT /agent/v1/instances/{uuid}/report`.
+/// `PUT /agent/v1/instances/{uuid}/report`, `PUT /agent/v1/instances/{uuid}/snapshot/{image}`
+/// (the raw snapshot, `application/octet-stream`) and
+/// `PUT /agent/v1/instances/{uuid}/snapshot/{image}/fault` (a [`Fault`]).
 pub struct HttpControlPlane {
     base: String,
     token: std::sync::Mutex<Option<String>>,
@@ -344,6 +401,103 @@ impl HttpControlPlane {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a snapshot upload may take (disk images are large).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+impl HttpControlPlane {
+    /// `PUT /agent/v1{path}` with the file at `file` as the raw body
+    /// (`application/octet-stream`, streamed); the answer's body is ignored.
+    async fn upload(&self, path: &str, file: &Path) -> Result<(), ApiError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.token().await?;
+            let body = FileBody::open(file)
+                .await
+                .map_err(|e| ApiError::Decode(format!("reading {}: {e}", file.display())))?;
+            let resp = self
+                .client
+                .put(format!("{}/agent/v1{path}", self.base))
+                .header("X-Auth-Token", token)
+                .header("Content-Type", "application/octet-stream")
+                .body(reqwest::Body::wrap(body))
+                .timeout(UPLOAD_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+                && self.password.is_some()
+                && attempt == 1
+            {
+                self.remember(None);
+                continue;
+            }
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            return Err(ApiError::Refused {
+                status: status.as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// A file as a streamed HTTP body (read in chunks, never whole in memory): how a snapshot
+/// goes to the server, over HTTP or in process.
+pub struct FileBody {
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl FileBody {
+    const CHUNK: usize = 256 * 1024;
+
+    pub async fn open(path: &Path) -> std::io::Result<FileBody> {
+        Ok(FileBody {
+            file: tokio::fs::File::open(path).await?,
+            buf: vec![0; Self::CHUNK],
+            done: false,
+        })
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
+        match tokio::io::AsyncRead::poll_read(Pin::new(&mut this.file), cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(http_body::Frame::data(
+                bytes::Bytes::copy_from_slice(rb.filled()),
+            )))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Decode(e.to_string()))
@@ -406,11 +560,79 @@ impl ControlPlane for HttpControlPlane {
             .map(|_| ())
         })
     }
+    fn upload_snapshot<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        path: &'a Path,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            self.upload(&format!("/instances/{uuid}/snapshot/{image_id}"), path)
+                .await
+        })
+    }
+    fn snapshot_failed<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        fault: &'a Fault,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            self.call::<Value>(
+                reqwest::Method::PUT,
+                &format!("/instances/{uuid}/snapshot/{image_id}/fault"),
+                Some(to_value(fault)?),
+                CALL_TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_without_a_snapshot_still_parse() {
+        let spec = InstanceSpec {
+            uuid: "u".into(),
+            name: "instance-00000001".into(),
+            hostname: "h".into(),
+            generation: 2,
+            power: Power::Running,
+            reboot_seq: 0,
+            hard_reboot: false,
+            sizing: Sizing::default(),
+            image_id: Some("img".into()),
+            disks: vec![],
+            vifs: vec![],
+            user_data: None,
+            metadata: Default::default(),
+            key_data: None,
+            config_drive: false,
+            snapshot: Some(SnapshotRequest {
+                image_id: "snap".into(),
+                disk_format: "raw".into(),
+                container_format: "bare".into(),
+            }),
+        };
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            v["snapshot"],
+            serde_json::json!({"image_id": "snap", "disk_format": "raw",
+                "container_format": "bare"})
+        );
+        assert_eq!(
+            serde_json::from_value::<InstanceSpec>(v.clone()).unwrap(),
+            spec
+        );
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("snapshot");
+        let back: InstanceSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(back.snapshot, None);
+    }
 
     #[test]
     fn wire_names_are_stable() {
@@ -429,9 +651,15 @@ mod tests {
             deleted: false,
             fault: None,
             console: Some("login:".into()),
+            volumes: vec!["v1".into()],
         };
         let back: InstanceReport =
             serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+        // A report of an agent that knows nothing of volumes still parses.
+        let mut old = serde_json::to_value(&r).unwrap();
+        old.as_object_mut().unwrap().remove("volumes");
+        let back: InstanceReport = serde_json::from_value(old).unwrap();
+        assert!(back.volumes.is_empty());
     }
 }

@@ -4,8 +4,12 @@
 //! with what the hypervisor lists, so a missed update, an agent restart or a guest that died
 //! costs one pass, never a wrong state.
 //!
+//! Snapshots (`InstanceSpec::snapshot`) run in the background, once per request: the driver
+//! writes the disk to a file in the agent's work dir, which is uploaded to the control plane
+//! (or the failure reported) and removed.
+//!
 //! Drivers: [`FakeHypervisor`] (in memory, instant; for scale and API tests, with injectable
-//! spawn failures) here; libvirt/QEMU next.
+//! spawn and snapshot failures) here; libvirt/QEMU next.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -13,7 +17,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use strata_agent_api::{
-    ControlPlane, Fault, HostRegistration, InstanceReport, InstanceSpec, Power, PowerState,
+    ApiError, ControlPlane, Disk, Fault, HostRegistration, InstanceReport, InstanceSpec, Power,
+    PowerState, SnapshotRequest,
 };
 use tokio::sync::watch;
 
@@ -55,6 +60,60 @@ pub trait Hypervisor: Send + Sync {
     fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()>;
     fn reboot<'a>(&'a self, uuid: &'a str, hard: bool) -> HvFuture<'a, ()>;
     fn console_output<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, String>;
+    /// The volumes attached to the guest (their `volume_id`s). Drivers without volume
+    /// support attach none.
+    fn attached_volumes<'a>(&'a self, _uuid: &'a str) -> HvFuture<'a, Vec<String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Attaches a `volume` disk to the guest, running or not; one already attached is no
+    /// error.
+    fn attach_volume<'a>(&'a self, _uuid: &'a str, disk: &'a Disk) -> HvFuture<'a, ()> {
+        let message = format!(
+            "the {} driver cannot attach volumes ({})",
+            self.name(),
+            disk.device_name
+        );
+        Box::pin(async move {
+            Err(HvError {
+                message,
+                retryable: false,
+            })
+        })
+    }
+    /// Detaches a volume from the guest; one not attached is no error.
+    fn detach_volume<'a>(&'a self, _uuid: &'a str, _volume_id: &'a str) -> HvFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Writes a snapshot of the guest's root disk to the file `dest` (created or replaced) in
+    /// the request's `disk_format`, the guest running or not (a libvirt driver: `qemu-img
+    /// convert` of the disk, after a freeze or a pause). Drivers without snapshots refuse.
+    fn snapshot<'a>(
+        &'a self,
+        _uuid: &'a str,
+        req: &'a SnapshotRequest,
+        _dest: &'a std::path::Path,
+    ) -> HvFuture<'a, ()> {
+        let message = format!(
+            "the {} driver cannot take snapshots (image {})",
+            self.name(),
+            req.image_id
+        );
+        Box::pin(async move {
+            Err(HvError {
+                message,
+                retryable: false,
+            })
+        })
+    }
+}
+
+/// The `volume` disks of a spec with their volume ids.
+fn volume_disks(spec: &InstanceSpec) -> Vec<(&str, &Disk)> {
+    spec.disks
+        .iter()
+        .filter(|d| d.source == "volume")
+        .filter_map(|d| d.volume_id.as_deref().map(|v| (v, d)))
+        .collect()
 }
 
 fn observed(p: Power) -> PowerState {
@@ -73,6 +132,12 @@ struct FakeGuest {
     power: Power,
     boots: u64,
     name: String,
+    /// Attached volumes: volume id → device name.
+    #[serde(default)]
+    volumes: BTreeMap<String, String>,
+    /// The image the guest was built from (what its snapshots say they come from).
+    #[serde(default)]
+    image: Option<String>,
 }
 
 /// The fake hypervisor: guests are entries in a map, every action is instant.
@@ -81,6 +146,14 @@ pub struct FakeHypervisor {
     guests: Mutex<BTreeMap<String, FakeGuest>>,
     /// The next this-many spawns fail (retryably), for reschedule tests.
     failing_spawns: Mutex<usize>,
+    /// The next this-many snapshots fail.
+    failing_snapshots: Mutex<usize>,
+    /// While `true`, snapshots wait (for tests that look at a snapshot in progress).
+    snapshot_gate: watch::Sender<bool>,
+    /// While true, spawns wait (tests hold a build or rebuild in progress).
+    spawn_gate: watch::Sender<bool>,
+    /// Snapshots taken per guest (for tests).
+    snapshots_taken: Mutex<BTreeMap<String, u64>>,
     /// Where the guests are kept across restarts of the agent (as a real hypervisor's guests
     /// outlive the agent), when set.
     state_file: Option<std::path::PathBuf>,
@@ -109,6 +182,10 @@ impl FakeHypervisor {
             },
             guests: Mutex::new(BTreeMap::new()),
             failing_spawns: Mutex::new(0),
+            failing_snapshots: Mutex::new(0),
+            snapshot_gate: watch::channel(false).0,
+            spawn_gate: watch::channel(false).0,
+            snapshots_taken: Mutex::new(BTreeMap::new()),
             state_file: None,
         }
     }
@@ -135,6 +212,34 @@ impl FakeHypervisor {
             .failing_spawns
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = n;
+    }
+    /// Makes the next `n` snapshots fail.
+    pub fn fail_next_snapshots(&self, n: usize) {
+        *self
+            .failing_snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = n;
+    }
+    /// Holds spawns (they wait before creating anything) until called again with `false`.
+    pub fn hold_spawns(&self, held: bool) {
+        self.spawn_gate.send_replace(held);
+    }
+    /// Holds snapshots (they wait before writing anything) until called again with `false`.
+    pub fn hold_snapshots(&self, held: bool) {
+        self.snapshot_gate.send_replace(held);
+    }
+    /// How many snapshots of the guest were written (for tests).
+    pub fn snapshots_taken(&self, uuid: &str) -> u64 {
+        self.snapshots_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uuid)
+            .copied()
+            .unwrap_or(0)
+    }
+    /// The volumes attached to a guest: volume id → device name (for tests).
+    pub fn volumes(&self, uuid: &str) -> BTreeMap<String, String> {
+        self.with(|g| g.get(uuid).map(|g| g.volumes.clone()).unwrap_or_default())
     }
     /// The guests and how many times each booted (for tests).
     pub fn guests(&self) -> BTreeMap<String, (Power, u64)> {
@@ -174,6 +279,19 @@ fn missing(uuid: &str) -> HvError {
     }
 }
 
+/// The size of a fake snapshot.
+pub const FAKE_SNAPSHOT_BYTES: usize = 4096;
+
+/// What the fake hypervisor writes as a snapshot of guest `uuid` built from `image`:
+/// [`FAKE_SNAPSHOT_BYTES`] of text naming both, the same every time.
+pub fn fake_snapshot_data(uuid: &str, image: Option<&str>) -> Vec<u8> {
+    let line = format!(
+        "strata fake snapshot of guest {uuid} built from image {}\n",
+        image.unwrap_or("none")
+    );
+    line.bytes().cycle().take(FAKE_SNAPSHOT_BYTES).collect()
+}
+
 impl Hypervisor for FakeHypervisor {
     fn name(&self) -> &str {
         "fake"
@@ -191,35 +309,84 @@ impl Hypervisor for FakeHypervisor {
         Box::pin(async move { Ok(l) })
     }
     fn spawn<'a>(&'a self, spec: &'a InstanceSpec) -> HvFuture<'a, ()> {
-        let fail = {
-            let mut n = self
-                .failing_spawns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let f = *n > 0;
-            *n = n.saturating_sub(1);
-            f
-        };
-        let out = if fail {
-            Err(HvError {
-                message: format!("fake hypervisor: injected failure spawning {}", spec.name),
-                retryable: true,
-            })
-        } else {
+        let mut gate = self.spawn_gate.subscribe();
+        Box::pin(async move {
+            let _ = gate.wait_for(|held| !*held).await;
+            let fail = {
+                let mut n = self
+                    .failing_spawns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let f = *n > 0;
+                *n = n.saturating_sub(1);
+                f
+            };
+            if fail {
+                return Err(HvError {
+                    message: format!("fake hypervisor: injected failure spawning {}", spec.name),
+                    retryable: true,
+                });
+            }
             self.with_mut(|g| {
                 g.entry(spec.uuid.clone()).or_insert(FakeGuest {
                     power: Power::Running,
                     boots: 1,
                     name: spec.name.clone(),
+                    volumes: volume_disks(spec)
+                        .into_iter()
+                        .map(|(v, d)| (v.to_string(), d.device_name.clone()))
+                        .collect(),
+                    image: spec.image_id.clone(),
                 });
             });
             Ok(())
-        };
-        Box::pin(async move { out })
+        })
     }
     fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()> {
         self.with_mut(|g| g.remove(uuid));
         Box::pin(async { Ok(()) })
+    }
+    fn snapshot<'a>(
+        &'a self,
+        uuid: &'a str,
+        _req: &'a SnapshotRequest,
+        dest: &'a std::path::Path,
+    ) -> HvFuture<'a, ()> {
+        let mut gate = self.snapshot_gate.subscribe();
+        Box::pin(async move {
+            let _ = gate.wait_for(|held| !*held).await;
+            let fail = {
+                let mut n = self
+                    .failing_snapshots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let f = *n > 0;
+                *n = n.saturating_sub(1);
+                f
+            };
+            if fail {
+                return Err(HvError {
+                    message: format!("fake hypervisor: injected failure snapshotting {uuid}"),
+                    retryable: false,
+                });
+            }
+            let Some(image) = self.with(|g| g.get(uuid).map(|g| g.image.clone())) else {
+                return Err(missing(uuid));
+            };
+            tokio::fs::write(dest, fake_snapshot_data(uuid, image.as_deref()))
+                .await
+                .map_err(|e| HvError {
+                    message: format!("writing the snapshot {}: {e}", dest.display()),
+                    retryable: false,
+                })?;
+            *self
+                .snapshots_taken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(uuid.to_string())
+                .or_default() += 1;
+            Ok(())
+        })
     }
     fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()> {
         let out = self.with_mut(|g| match g.get_mut(uuid) {
@@ -253,6 +420,37 @@ impl Hypervisor for FakeHypervisor {
             None => Err(missing(uuid)),
         });
         Box::pin(async move { out })
+    }
+    fn attached_volumes<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, Vec<String>> {
+        let out = self.with(|g| match g.get(uuid) {
+            Some(guest) => Ok(guest.volumes.keys().cloned().collect()),
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+    fn attach_volume<'a>(&'a self, uuid: &'a str, disk: &'a Disk) -> HvFuture<'a, ()> {
+        let out = match disk.volume_id.clone() {
+            None => Err(HvError {
+                message: format!("disk {} names no volume", disk.device_name),
+                retryable: false,
+            }),
+            Some(v) => self.with_mut(|g| match g.get_mut(uuid) {
+                Some(guest) => {
+                    guest.volumes.insert(v, disk.device_name.clone());
+                    Ok(())
+                }
+                None => Err(missing(uuid)),
+            }),
+        };
+        Box::pin(async move { out })
+    }
+    fn detach_volume<'a>(&'a self, uuid: &'a str, volume_id: &'a str) -> HvFuture<'a, ()> {
+        self.with_mut(|g| {
+            if let Some(guest) = g.get_mut(uuid) {
+                guest.volumes.remove(volume_id);
+            }
+        });
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -294,6 +492,11 @@ pub struct NodeAgent {
     hv: Arc<dyn Hypervisor>,
     /// Per instance: what was applied and reported.
     seen: tokio::sync::Mutex<HashMap<String, Seen>>,
+    /// Per instance: the image of the snapshot taken (or being taken) last, so that each
+    /// snapshot request is carried out once, whatever the passes in the meantime.
+    snapshots: Arc<Mutex<HashMap<String, String>>>,
+    /// Where snapshots are written before their upload.
+    work_dir: std::path::PathBuf,
 }
 
 impl NodeAgent {
@@ -309,7 +512,68 @@ impl NodeAgent {
             server,
             hv,
             seen: Default::default(),
+            snapshots: Default::default(),
+            work_dir: std::env::temp_dir().join("strata-agent"),
         }
+    }
+
+    /// Writes snapshots under `dir` (default: `strata-agent` in the system's temp dir).
+    pub fn with_work_dir(mut self, dir: impl Into<std::path::PathBuf>) -> NodeAgent {
+        self.work_dir = dir.into();
+        self
+    }
+
+    /// Starts the snapshot `req` of instance `uuid` in the background unless it was started
+    /// already: the hypervisor writes it to a file in the work dir, which is uploaded (or the
+    /// failure reported) and removed. Only a control plane that cannot be reached makes a
+    /// later pass try again; anything else it answers ends the request here (it answers 409
+    /// for a snapshot no longer asked for, e.g. one a previous run of the agent finished).
+    fn start_snapshot(&self, uuid: &str, req: &SnapshotRequest) -> bool {
+        {
+            let mut taken = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+            if taken.get(uuid) == Some(&req.image_id) {
+                return false;
+            }
+            taken.insert(uuid.to_string(), req.image_id.clone());
+        }
+        let (hv, server, taken) = (self.hv.clone(), self.server.clone(), self.snapshots.clone());
+        let (uuid, req, host) = (uuid.to_string(), req.clone(), self.host.clone());
+        let dir = self.work_dir.clone();
+        tokio::spawn(async move {
+            let path = dir.join(format!("{uuid}.{}.snapshot", req.image_id));
+            let taken_ok = async {
+                tokio::fs::create_dir_all(&dir).await.map_err(|e| HvError {
+                    message: format!("creating {}: {e}", dir.display()),
+                    retryable: false,
+                })?;
+                hv.snapshot(&uuid, &req, &path).await
+            }
+            .await;
+            let sent = match taken_ok {
+                Ok(()) => server.upload_snapshot(&uuid, &req.image_id, &path).await,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, %uuid, image = %req.image_id,
+                        "agent: snapshot");
+                    let fault = Fault {
+                        message: e.message,
+                        details: format!("{} on host {host}", hv.name()),
+                        retryable: false,
+                    };
+                    server.snapshot_failed(&uuid, &req.image_id, &fault).await
+                }
+            };
+            let _ = tokio::fs::remove_file(&path).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, %uuid, image = %req.image_id, "agent: snapshot upload");
+                if matches!(e, ApiError::Unreachable(_)) {
+                    let mut t = taken.lock().unwrap_or_else(|p| p.into_inner());
+                    if t.get(&uuid) == Some(&req.image_id) {
+                        t.remove(&uuid);
+                    }
+                }
+            }
+        });
+        true
     }
 
     /// The registration this host sends.
@@ -380,6 +644,19 @@ impl NodeAgent {
                         }
                     }
                 }
+                // Volumes: attach those given that the guest lacks, detach the others.
+                let wanted = volume_disks(spec);
+                let have = self.hv.attached_volumes(&spec.uuid).await?;
+                for v in have.iter().filter(|v| !wanted.iter().any(|(w, _)| w == v)) {
+                    self.hv.detach_volume(&spec.uuid, v).await?;
+                    acted += 1;
+                }
+                for (v, d) in &wanted {
+                    if !have.iter().any(|h| h == v) {
+                        self.hv.attach_volume(&spec.uuid, d).await?;
+                        acted += 1;
+                    }
+                }
                 Ok(())
             }
             .await;
@@ -390,6 +667,11 @@ impl NodeAgent {
                     retryable: e.retryable,
                 });
             }
+            if let Some(req) = &spec.snapshot {
+                if self.start_snapshot(&spec.uuid, req) {
+                    acted += 1;
+                }
+            }
             let power_state = match self.hv.list().await {
                 Ok(l) => l
                     .into_iter()
@@ -398,6 +680,12 @@ impl NodeAgent {
                     .unwrap_or(PowerState::NoState),
                 Err(_) => PowerState::NoState,
             };
+            let mut volumes = self
+                .hv
+                .attached_volumes(&spec.uuid)
+                .await
+                .unwrap_or_default();
+            volumes.sort();
             let mut report = InstanceReport {
                 uuid: spec.uuid.clone(),
                 host: self.host.clone(),
@@ -407,6 +695,7 @@ impl NodeAgent {
                 deleted: false,
                 fault,
                 console: None,
+                volumes,
             };
             let console = match self.hv.console_output(&spec.uuid).await {
                 Ok(c) => Some(tail(&c, CONSOLE_TAIL).to_string()),
@@ -443,11 +732,16 @@ impl NodeAgent {
                 deleted: true,
                 fault: None,
                 console: None,
+                volumes: Vec::new(),
             };
             if let Err(e) = self.server.report(&report).await {
                 tracing::warn!(error = %e, %uuid, "agent: report of a deleted guest");
             }
             seen.remove(uuid);
+            self.snapshots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uuid);
         }
         Ok(acted)
     }

@@ -21,6 +21,12 @@ struct Server {
     beats: Mutex<usize>,
     desired: Mutex<Desired>,
     reports: Mutex<Vec<InstanceReport>>,
+    /// Snapshot uploads: `(uuid, image, data)`.
+    uploads: Mutex<Vec<(String, String, Vec<u8>)>>,
+    /// Snapshot failures: `(uuid, image, fault)`.
+    snapshot_faults: Mutex<Vec<(String, String, Fault)>>,
+    /// How the next uploads are answered (`None`: accepted).
+    upload_answers: Mutex<Vec<ApiError>>,
     changed: tokio::sync::Notify,
     /// Bumped on every registration and report, so tests wait for the agent's calls.
     activity: Activity,
@@ -91,6 +97,41 @@ impl ControlPlane for Server {
         self.activity.bump();
         Box::pin(async { Ok(()) })
     }
+    fn upload_snapshot<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        path: &'a std::path::Path,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let data = std::fs::read(path).expect("the snapshot file");
+            let answer = {
+                let mut a = self.upload_answers.lock().unwrap();
+                (!a.is_empty()).then(|| a.remove(0))
+            };
+            if answer.is_none() {
+                self.uploads
+                    .lock()
+                    .unwrap()
+                    .push((uuid.into(), image_id.into(), data));
+            }
+            self.activity.bump();
+            answer.map_or(Ok(()), Err)
+        })
+    }
+    fn snapshot_failed<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        fault: &'a Fault,
+    ) -> ApiFuture<'a, ()> {
+        self.snapshot_faults
+            .lock()
+            .unwrap()
+            .push((uuid.into(), image_id.into(), fault.clone()));
+        self.activity.bump();
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn spec(uuid: &str, generation: i64, power: Power) -> InstanceSpec {
@@ -115,6 +156,7 @@ fn spec(uuid: &str, generation: i64, power: Power) -> InstanceSpec {
         metadata: BTreeMap::new(),
         key_data: None,
         config_drive: false,
+        snapshot: None,
     }
 }
 
@@ -193,6 +235,55 @@ async fn spawn_failures_are_reported_as_retryable_faults() {
     assert_eq!(last.power_state, PowerState::Running);
 }
 
+fn volume_disk(volume: &str, device: &str, boot_index: Option<i64>) -> Disk {
+    Disk {
+        device_name: device.into(),
+        boot_index,
+        connection_info: serde_json::json!({"driver_volume_type": "file",
+            "data": {"path": format!("/volumes/{volume}"), "volume_id": volume}}),
+        size_gb: 1,
+        source: "volume".into(),
+        volume_id: Some(volume.into()),
+    }
+}
+
+#[tokio::test]
+async fn volumes_follow_the_spec_and_are_reported() {
+    let (server, hv, agent) = setup();
+    // Booted from a volume: the root volume is attached at spawn.
+    let mut a = spec("a", 1, Power::Running);
+    a.disks = vec![volume_disk("root", "vda", Some(0))];
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(hv.volumes("a").keys().collect::<Vec<_>>(), vec!["root"]);
+    assert_eq!(server.reports().pop().unwrap().volumes, vec!["root"]);
+    // A volume given later is attached to the running guest, and reported.
+    let mut a2 = spec("a", 2, Power::Running);
+    a2.disks = vec![
+        volume_disk("root", "vda", Some(0)),
+        volume_disk("data", "vdb", None),
+    ];
+    agent.reconcile(std::slice::from_ref(&a2)).await.unwrap();
+    assert_eq!(hv.volumes("a")["data"], "vdb");
+    let last = server.reports().pop().unwrap();
+    assert_eq!(
+        (last.generation, last.volumes),
+        (2, vec!["data".into(), "root".into()])
+    );
+    assert_eq!(hv.guests()["a"].1, 1, "attached without a reboot");
+    // Taken from the spec: detached, also from a stopped guest.
+    let mut a3 = spec("a", 3, Power::Shutdown);
+    a3.disks = vec![volume_disk("root", "vda", Some(0))];
+    agent.reconcile(std::slice::from_ref(&a3)).await.unwrap();
+    assert!(!hv.volumes("a").contains_key("data"));
+    assert_eq!(server.reports().pop().unwrap().volumes, vec!["root"]);
+    // Attaching to a stopped guest works too.
+    let mut a4 = spec("a", 4, Power::Shutdown);
+    a4.disks = a2.disks.clone();
+    agent.reconcile(&[a4]).await.unwrap();
+    assert!(hv.volumes("a").contains_key("data"));
+    assert_eq!(hv.guests()["a"].0, Power::Shutdown);
+}
+
 #[tokio::test]
 async fn run_registers_beats_and_follows_the_desired_state() {
     let (server, hv, agent) = setup();
@@ -233,4 +324,182 @@ async fn run_registers_beats_and_follows_the_desired_state() {
         .await
         .expect("the agent stops when told")
         .unwrap();
+}
+
+/// A fresh directory for an agent's snapshots.
+fn work_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "strata-agent-test-{}-{name}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Waits (at most 10 s) for the agent's calls to the server until `cond` holds.
+async fn until(server: &Server, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut calls = server.activity.0.subscribe();
+    while !cond() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, calls.changed())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap();
+    }
+}
+
+fn with_snapshot(mut s: InstanceSpec, image: &str) -> InstanceSpec {
+    s.snapshot = Some(SnapshotRequest {
+        image_id: image.into(),
+        disk_format: "raw".into(),
+        container_format: "bare".into(),
+    });
+    s
+}
+
+#[tokio::test]
+async fn a_snapshot_is_taken_and_uploaded_once() {
+    let (server, hv, _) = setup();
+    let dir = work_dir("once");
+    let agent = NodeAgent::new("h1", "127.0.0.1", server.clone(), hv.clone()).with_work_dir(&dir);
+    let mut a = spec("a", 1, Power::Running);
+    a.image_id = Some("img-1".into());
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    // Asked for a snapshot: taken in the background and uploaded.
+    let mut a2 = with_snapshot(a.clone(), "snap-1");
+    a2.generation = 2;
+    agent.reconcile(std::slice::from_ref(&a2)).await.unwrap();
+    until(&server, "the upload", || {
+        !server.uploads.lock().unwrap().is_empty()
+    })
+    .await;
+    let (uuid, image, data) = server.uploads.lock().unwrap()[0].clone();
+    assert_eq!((uuid.as_str(), image.as_str()), ("a", "snap-1"));
+    assert_eq!(data, strata_agent::fake_snapshot_data("a", Some("img-1")));
+    assert_eq!(data.len(), strata_agent::FAKE_SNAPSHOT_BYTES);
+    assert_eq!(hv.snapshots_taken("a"), 1);
+    // Passes while the server still asks for it (its answer not yet applied) do not take it
+    // again; the guest was never stopped or rebooted for it.
+    agent.reconcile(std::slice::from_ref(&a2)).await.unwrap();
+    agent.reconcile(std::slice::from_ref(&a2)).await.unwrap();
+    assert_eq!(hv.snapshots_taken("a"), 1);
+    assert_eq!(server.uploads.lock().unwrap().len(), 1);
+    assert_eq!(hv.guests()["a"], (Power::Running, 1));
+    // The file is removed after the upload (by the snapshot's task, which finishes after the
+    // upload returns).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&dir).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "the snapshot file stays");
+        tokio::task::yield_now().await;
+    }
+    // A restarted agent given the same request takes it again (the control plane decides:
+    // here it answers that the image is no longer asked for) and then leaves it.
+    let restarted =
+        NodeAgent::new("h1", "127.0.0.1", server.clone(), hv.clone()).with_work_dir(&dir);
+    server
+        .upload_answers
+        .lock()
+        .unwrap()
+        .push(ApiError::Refused {
+            status: 409,
+            body: "no snapshot pending".into(),
+        });
+    restarted
+        .reconcile(std::slice::from_ref(&a2))
+        .await
+        .unwrap();
+    until(&server, "the refused upload", || {
+        server.upload_answers.lock().unwrap().is_empty()
+    })
+    .await;
+    restarted
+        .reconcile(std::slice::from_ref(&a2))
+        .await
+        .unwrap();
+    assert_eq!(hv.snapshots_taken("a"), 2);
+    // A new request is a new snapshot.
+    let mut a3 = with_snapshot(a.clone(), "snap-2");
+    a3.generation = 3;
+    restarted
+        .reconcile(std::slice::from_ref(&a3))
+        .await
+        .unwrap();
+    until(&server, "the second upload", || {
+        server.uploads.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(server.uploads.lock().unwrap()[1].1, "snap-2");
+    assert_eq!(hv.snapshots_taken("a"), 3);
+    assert!(server.snapshot_faults.lock().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_gets_the_snapshot_on_a_later_pass() {
+    let (server, hv, _) = setup();
+    let dir = work_dir("retry");
+    let agent = NodeAgent::new("h1", "127.0.0.1", server.clone(), hv.clone()).with_work_dir(&dir);
+    server
+        .upload_answers
+        .lock()
+        .unwrap()
+        .push(ApiError::Unreachable("connection refused".into()));
+    let a = with_snapshot(spec("a", 1, Power::Running), "snap-1");
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    until(&server, "the failed upload", || {
+        server.upload_answers.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(server.uploads.lock().unwrap().is_empty());
+    // The upload is not lost: the next pass takes and uploads it again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.uploads.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no second upload");
+        agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+        let mut calls = server.activity.0.subscribe();
+        let _ = tokio::time::timeout(Duration::from_millis(200), calls.changed()).await;
+    }
+    assert_eq!(hv.snapshots_taken("a"), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn snapshot_failures_are_reported_once() {
+    let (server, hv, _) = setup();
+    let dir = work_dir("fail");
+    let agent = NodeAgent::new("h1", "127.0.0.1", server.clone(), hv.clone()).with_work_dir(&dir);
+    agent
+        .reconcile(&[spec("a", 1, Power::Running)])
+        .await
+        .unwrap();
+    hv.fail_next_snapshots(1);
+    let a = with_snapshot(spec("a", 2, Power::Running), "snap-1");
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    until(&server, "the failure", || {
+        !server.snapshot_faults.lock().unwrap().is_empty()
+    })
+    .await;
+    let (uuid, image, fault) = server.snapshot_faults.lock().unwrap()[0].clone();
+    assert_eq!((uuid.as_str(), image.as_str()), ("a", "snap-1"));
+    assert!(fault.message.contains("injected failure"), "{fault:?}");
+    assert!(!fault.retryable);
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(server.snapshot_faults.lock().unwrap().len(), 1);
+    assert!(server.uploads.lock().unwrap().is_empty());
+    assert_eq!(hv.snapshots_taken("a"), 0);
+    // A guest that is not there cannot be snapshotted: also a failure.
+    let b = with_snapshot(spec("b", 1, Power::Running), "snap-b");
+    hv.fail_next_spawns(1);
+    agent.reconcile(&[a, b]).await.unwrap();
+    until(&server, "the second failure", || {
+        server.snapshot_faults.lock().unwrap().len() == 2
+    })
+    .await;
+    assert!(server.snapshot_faults.lock().unwrap()[1]
+        .2
+        .message
+        .contains("no guest b"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,10 +5,13 @@
 //! cargo run -p strata-bench --example bench -- up --bin target/debug/strata --data-dir "$(mktemp -d)"
 //! cargo run -p strata-bench --example bench -- storage --bin target/debug/strata --data-dir /var/tmp/sb
 //! cargo run -p strata-bench --example bench -- network --bin target/debug/strata --data-dir /var/tmp/nb
+//! cargo run -p strata-bench --example bench -- compute --bin target/debug/strata --data-dir /var/tmp/cb
 //! ```
 
 use clap::Parser;
-use strata_bench::{IdentityBenchArgs, NetworkBenchArgs, StorageBenchArgs, UpBenchArgs};
+use strata_bench::{
+    ComputeBenchArgs, IdentityBenchArgs, NetworkBenchArgs, StorageBenchArgs, UpBenchArgs,
+};
 
 #[derive(Parser)]
 #[command(about = "Strata benchmarks")]
@@ -21,6 +24,8 @@ enum Cli {
     Storage(StorageBenchArgs),
     /// Neutron port creation, listing and IP allocation
     Network(NetworkBenchArgs),
+    /// Server boots, listing, scheduling at scale and memory
+    Compute(ComputeBenchArgs),
 }
 
 #[tokio::main]
@@ -30,5 +35,6 @@ async fn main() -> anyhow::Result<()> {
         Cli::Up(args) => strata_bench::run_up(args).await,
         Cli::Storage(args) => strata_bench::run_storage(args).await,
         Cli::Network(args) => strata_bench::run_network(args).await,
+        Cli::Compute(args) => strata_bench::run_compute(args).await,
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Everything here talks to a real server over HTTP on the loopback, the way a client would:
 //! there are no in-process shortcuts, so the numbers include the HTTP stack, JSON, the database
-//! and the token code. Four benchmarks exist today:
+//! and the token code. Five benchmarks exist today:
 //!
 //! - [`run_identity`] (`strata bench identity`): Keystone v3 token validation and issuance (by
 //!   token and by password) at several concurrency levels for a fixed time each, reporting
@@ -15,6 +15,9 @@
 //! - [`run_network`] (`strata bench network`): Neutron port creation at concurrency, `GET
 //!   /ports` with 10,000 ports, and sequential IP allocation on an empty, a crowded and a
 //!   nearly exhausted /16.
+//! - [`run_compute`] (`strata bench compute`): server boots to ACTIVE at concurrency on fake
+//!   hosts, `GET /servers/detail`, one scheduling decision among 10,000 hosts and the server's
+//!   memory with 10,000 hosts and 100,000 servers.
 //!
 //! Output is a Markdown table preceded by a line naming the date, the core count, the CPU model
 //! and the build profile, so a run can be pasted into `docs/benchmarks.md` as it is; `--json`
@@ -27,6 +30,7 @@
 //! bench -- identity --help`). Benchmarks never run in the test suite and never assert timings.
 
 mod clouds;
+mod compute;
 mod identity;
 mod keystone;
 mod network;
@@ -37,6 +41,10 @@ mod storage;
 mod up;
 
 pub use clouds::{parse_clouds_yaml, select_cloud, CloudAuth};
+pub use compute::{
+    measure_compute, nova_span_us, run_compute, BootResult, ComputeBenchArgs, ComputeReport,
+    ScaleResult,
+};
 pub use identity::{
     measure_identity, run_identity, IdentityBenchArgs, IdentityReport, LevelResult, Scenario,
 };

@@ -339,22 +339,8 @@ pub async fn measure_network(args: &NetworkBenchArgs) -> anyhow::Result<NetworkR
             args.ports
         );
     }
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe().context("finding this executable (give --bin)")?,
-    };
-    match std::fs::read_dir(&args.data_dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                bail!(
-                    "{} is not empty; give an empty or absent --data-dir (it is removed afterwards)",
-                    args.data_dir.display()
-                );
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", args.data_dir.display())),
-    }
+    let bin = crate::storage::strata_bin(args.bin.as_ref())?;
+    crate::storage::require_empty(&args.data_dir)?;
     if tokio::net::TcpStream::connect(&args.listen).await.is_ok() {
         bail!(
             "something already listens on {}; stop it or choose another --listen",

@@ -374,6 +374,31 @@ pub fn write_test_file(path: &Path, size_mib: u64, seed: u64) -> std::io::Result
     f.sync_all()
 }
 
+/// The `strata` binary to start: `bin` when given, else this executable.
+pub(crate) fn strata_bin(bin: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match bin {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_exe().context("finding this executable (give --bin)"),
+    }
+}
+
+/// Fails unless `dir` is empty or absent (benchmarks remove their data dir afterwards).
+pub(crate) fn require_empty(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!(
+                    "{} is not empty; give an empty or absent --data-dir (it is removed afterwards)",
+                    dir.display()
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+    Ok(())
+}
+
 /// Runs the storage benchmark and prints its report (Markdown, or JSON with `--json`).
 pub async fn run_storage(args: StorageBenchArgs) -> anyhow::Result<()> {
     let report = measure_storage(&args).await?;
@@ -387,10 +412,7 @@ pub async fn run_storage(args: StorageBenchArgs) -> anyhow::Result<()> {
 
 /// Runs the storage benchmark and returns what it measured, printing only progress (stderr).
 pub async fn measure_storage(args: &StorageBenchArgs) -> anyhow::Result<StorageReport> {
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe().context("finding this executable (give --bin)")?,
-    };
+    let bin = crate::storage::strata_bin(args.bin.as_ref())?;
     for (tool, why) in [
         ("curl", "streams the image up and down"),
         ("cp", "is the baseline"),
@@ -400,18 +422,7 @@ pub async fn measure_storage(args: &StorageBenchArgs) -> anyhow::Result<StorageR
             bail!("`{tool}` was not found on PATH; it {why}: install it (e.g. apt install {tool})");
         }
     }
-    match std::fs::read_dir(&args.data_dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                bail!(
-                    "{} is not empty; give an empty or absent --data-dir (it is removed afterwards)",
-                    args.data_dir.display()
-                );
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", args.data_dir.display())),
-    }
+    crate::storage::require_empty(&args.data_dir)?;
     if tokio::net::TcpStream::connect(&args.listen).await.is_ok() {
         bail!(
             "something already listens on {}; stop it or choose another --listen",

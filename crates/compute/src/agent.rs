@@ -1,16 +1,19 @@
 //! The server side of the node agents' contract (`strata_agent_api`), mounted at `/agent`:
 //! `PUT /agent/v1/hosts/{host}` (registration), `POST /agent/v1/hosts/{host}/heartbeat`,
 //! `GET /agent/v1/hosts/{host}/instances?after=&wait=` (the host's desired instances, a long
-//! poll on the change-log revision) and `PUT /agent/v1/instances/{uuid}/report`. Callers need
-//! a token with the `admin` or `service` role. Errors use Nova's fault bodies.
+//! poll on the change-log revision), `PUT /agent/v1/instances/{uuid}/report` and the snapshot
+//! calls `PUT /agent/v1/instances/{uuid}/snapshot/{image}` (raw data) and `…/{image}/fault`.
+//! Callers need a token with the `admin` or `service` role. Errors use Nova's fault bodies.
 
 use crate::controller::ReportError;
 use crate::error::{NovaError, NovaResult};
 use crate::hosts::RegisterError;
-use crate::server::Server;
+use crate::server::{bdm, Server};
 use crate::server_db;
+use crate::snapshot::SnapshotError;
 use crate::ComputeService;
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -19,8 +22,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use strata_agent_api::{
-    ApiError, ApiFuture, ControlPlane, DesiredInstances, Disk, HostRegistration, InstanceReport,
-    InstanceSpec, Registered, Sizing, Vif,
+    ApiError, ApiFuture, ControlPlane, DesiredInstances, Disk, Fault, FileBody, HostRegistration,
+    InstanceReport, InstanceSpec, Registered, Sizing, SnapshotRequest, Vif,
 };
 
 /// The longest an agent's desired-state poll is held open.
@@ -52,6 +55,14 @@ pub fn router(svc: ComputeService) -> Router {
         .route("/v1/hosts/{host}/heartbeat", post(host_heartbeat))
         .route("/v1/hosts/{host}/instances", get(host_instances))
         .route("/v1/instances/{uuid}/report", put(instance_report))
+        .route(
+            "/v1/instances/{uuid}/snapshot/{image}",
+            put(snapshot_upload.layer(axum::extract::DefaultBodyLimit::disable())),
+        )
+        .route(
+            "/v1/instances/{uuid}/snapshot/{image}/fault",
+            put(snapshot_fault),
+        )
         .with_state(svc)
 }
 
@@ -133,7 +144,7 @@ pub async fn host_instances(
 /// What the host's agent is given of a server.
 pub fn instance_spec(s: &Server) -> InstanceSpec {
     let mut disks = Vec::new();
-    if !s.image_ref.is_empty() {
+    if !s.boot_from_volume() {
         disks.push(Disk {
             device_name: "vda".into(),
             boot_index: Some(0),
@@ -141,6 +152,26 @@ pub fn instance_spec(s: &Server) -> InstanceSpec {
                 "data": {"image_id": s.image_ref}}),
             size_gb: s.flavor.root_gb,
             source: "local".into(),
+            volume_id: None,
+        });
+    }
+    // Volumes reserved for the guest or attached to it; those being detached are left out.
+    for b in s.bdms.iter().filter(|b| {
+        matches!(
+            b.state.as_str(),
+            bdm::ATTACHING | bdm::CONNECTED | bdm::ATTACHED
+        )
+    }) {
+        let Some(info) = &b.connection_info else {
+            continue;
+        };
+        disks.push(Disk {
+            device_name: b.device.trim_start_matches("/dev/").to_string(),
+            boot_index: b.boot_index.filter(|i| *i >= 0),
+            connection_info: info.clone(),
+            size_gb: b.volume_size.unwrap_or(0),
+            source: "volume".into(),
+            volume_id: Some(b.volume_id.clone()),
         });
     }
     InstanceSpec {
@@ -177,6 +208,11 @@ pub fn instance_spec(s: &Server) -> InstanceSpec {
         metadata: s.metadata.clone(),
         key_data: s.key_data.clone(),
         config_drive: s.config_drive,
+        snapshot: s.snapshot.as_ref().map(|j| SnapshotRequest {
+            image_id: j.image_id.clone(),
+            disk_format: j.disk_format.clone(),
+            container_format: j.container_format.clone(),
+        }),
     }
 }
 
@@ -189,26 +225,22 @@ pub async fn desired(
     wait: Duration,
 ) -> strata_core::Result<DesiredInstances> {
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-    let mut rev = server_db::host_rev(svc.store(), host).await?;
+    // Only this host's changes wake the poll (see `live`): thousands of waiting agents cost
+    // nothing while other hosts' servers change.
+    let (mut rev, mut rx) = crate::live::host_rev(svc.live(), svc.store(), host).await?;
     // `after` 0 is an agent that has nothing yet (a start or restart): it is answered at once,
     // so that it adopts its guests and removes orphans without waiting for a change.
     while rev <= after && after > 0 {
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            break;
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => rev = rev.max(*rx.borrow_and_update()),
+            Ok(Err(_)) | Err(_) => break,
         }
-        let seen = svc.store().current_revision().await?;
-        let rev2 = server_db::host_rev(svc.store(), host).await?;
-        if rev2 > after {
-            rev = rev2;
-            break;
-        }
-        svc.store().watch(seen, deadline - now).await?;
-        rev = server_db::host_rev(svc.store(), host).await?;
     }
     let servers = server_db::on_host(svc.store(), host).await?;
     Ok(DesiredInstances {
-        revision: rev,
+        // A host that was never given anything is at revision 1, not 0: its agent's next
+        // poll (`after=1`) then waits instead of being answered at once again.
+        revision: rev.max(1),
         instances: servers.iter().map(instance_spec).collect(),
     })
 }
@@ -270,6 +302,101 @@ impl ControlPlane for LocalControlPlane {
                 Err(e) => Err(refused(500, e.to_string())),
             }
         })
+    }
+    fn upload_snapshot<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        path: &'a std::path::Path,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let file = FileBody::open(path)
+                .await
+                .map_err(|e| ApiError::Decode(format!("reading {}: {e}", path.display())))?;
+            let answer = self
+                .0
+                .snapshot_upload(uuid, image_id, axum::body::Body::new(file))
+                .await;
+            snapshot_answer(uuid, answer)
+        })
+    }
+    fn snapshot_failed<'a>(
+        &'a self,
+        uuid: &'a str,
+        image_id: &'a str,
+        fault: &'a Fault,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let answer = self.0.snapshot_failed(uuid, image_id, fault).await;
+            snapshot_answer(uuid, answer)
+        })
+    }
+}
+
+/// A snapshot call's answer as the agent's contract words it.
+fn snapshot_answer(
+    uuid: &str,
+    answer: strata_core::Result<Result<(), SnapshotError>>,
+) -> Result<(), ApiError> {
+    match answer {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            let e = snapshot_error(uuid, e);
+            Err(refused(e.status.as_u16(), e.message))
+        }
+        Err(e) => Err(refused(500, e.to_string())),
+    }
+}
+
+fn snapshot_error(uuid: &str, e: SnapshotError) -> NovaError {
+    match e {
+        SnapshotError::NotFound => {
+            NovaError::not_found(format!("Instance {uuid} could not be found."))
+        }
+        SnapshotError::NotPending(m) => NovaError::conflict(m),
+        SnapshotError::Failed(m) => NovaError::new(StatusCode::BAD_GATEWAY, m),
+    }
+}
+
+/// `PUT /agent/v1/instances/{uuid}/snapshot/{image}`: the snapshot's data
+/// (`application/octet-stream`, streamed on into the image service). 204 once the image is
+/// active; 409 when the server does not ask for that image (any more); 502 when the image
+/// service refused the data (the snapshot is then finished as failed and its image deleted).
+pub async fn snapshot_upload(
+    State(svc): State<ComputeService>,
+    _auth: AgentAuth,
+    Path((uuid, image)): Path<(String, String)>,
+    req: axum::extract::Request,
+) -> NovaResult<StatusCode> {
+    let ct = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct.split(';').next().unwrap_or_default().trim() != "application/octet-stream" {
+        return Err(NovaError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("A snapshot is sent as application/octet-stream, not {ct:?}"),
+        ));
+    }
+    match svc.snapshot_upload(&uuid, &image, req.into_body()).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(snapshot_error(&uuid, e)),
+    }
+}
+
+/// `PUT /agent/v1/instances/{uuid}/snapshot/{image}/fault`: the agent could not take the
+/// snapshot (a `Fault`). 204; 409 when the server does not ask for that image (any more).
+pub async fn snapshot_fault(
+    State(svc): State<ComputeService>,
+    _auth: AgentAuth,
+    Path((uuid, image)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> NovaResult<StatusCode> {
+    let fault: Fault = body(&raw)?;
+    match svc.snapshot_failed(&uuid, &image, &fault).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(snapshot_error(&uuid, e)),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::server_db as db;
 use crate::ComputeService;
 use axum::http::Method;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use strata_agent_api::{InstanceReport, Power};
@@ -62,7 +62,7 @@ pub fn service_context(project_id: &str) -> Arc<AuthContext> {
 }
 
 /// What a step did.
-enum Step {
+pub(crate) enum Step {
     /// The server moved on: run its next step.
     Next,
     /// Nothing to do until something else happens (an agent report, a host coming back).
@@ -92,6 +92,30 @@ impl ComputeService {
     ) -> Option<Answer> {
         let r = self.0.peers.image.as_ref()?;
         Some(call(r, ctx, method, &format!("/v2{path}"), body).await)
+    }
+
+    /// A call to the volume service in process, at the attachments API's microversion (3.44),
+    /// under the project of `ctx`.
+    pub(crate) async fn cinder(
+        &self,
+        ctx: Arc<AuthContext>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<Answer> {
+        let r = self.0.peers.volume.as_ref()?;
+        let project = ctx.project_id().unwrap_or_default().to_string();
+        Some(
+            strata_api::inproc::call_with_headers(
+                r,
+                ctx,
+                method,
+                &format!("/v3/{project}{path}"),
+                &[("openstack-api-version", crate::volumes::CINDER_VERSION)],
+                body,
+            )
+            .await,
+        )
     }
 
     /// Runs the controller until `stop` turns true.
@@ -126,45 +150,78 @@ impl ComputeService {
     }
 }
 
+/// Servers being driven; `true` when a change arrived meanwhile (drive it again after).
+type Inflight = Arc<Mutex<HashMap<String, bool>>>;
+
+/// Drives `id` unless it is already being driven (then it is driven again when that ends).
+fn dispatch(svc: &ComputeService, inflight: &Inflight, sem: &Arc<Semaphore>, id: String) {
+    {
+        let mut m = inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(again) = m.get_mut(&id) {
+            *again = true;
+            return;
+        }
+        m.insert(id.clone(), false);
+    }
+    let (svc, inflight, sem) = (svc.clone(), inflight.clone(), sem.clone());
+    tokio::spawn(async move {
+        let _permit = sem.acquire().await;
+        loop {
+            if let Err(e) = svc.drive(&id).await {
+                tracing::warn!(error = %e, server = %id, "compute controller");
+            }
+            let mut m = inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match m.get_mut(&id) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    m.remove(&id);
+                    return;
+                }
+            }
+        }
+    });
+}
+
 async fn run(svc: ComputeService, mut stop: watch::Receiver<bool>) {
     let holder = uuid::Uuid::new_v4().to_string();
-    let inflight: Arc<Mutex<HashSet<String>>> = Default::default();
+    let inflight: Inflight = Default::default();
     let sem = Arc::new(Semaphore::new(PARALLEL));
-    let mut after = 0;
+    let mut after = svc.store().current_revision().await.unwrap_or(0);
     let mut last_sweep = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_lease = std::time::Instant::now() - Duration::from_secs(60);
+    let mut last_scan = std::time::Instant::now() - Duration::from_secs(60);
     let mut leader = false;
+    // Servers that changed since the last pass (from the change log); `None` means every
+    // pending server is looked at (a full scan).
+    let mut changed: Option<Vec<String>> = None;
     loop {
         if last_lease.elapsed() >= Duration::from_millis(LEASE_TTL_MS as u64 / 3) {
+            let was = leader;
             leader = svc
                 .store()
                 .lease_acquire(LEASE, &holder, LEASE_TTL_MS)
                 .await
                 .unwrap_or(false);
             last_lease = std::time::Instant::now();
+            if leader && !was {
+                changed = None;
+            }
         }
         if leader {
-            match db::pending_ids(svc.store()).await {
+            if last_scan.elapsed() >= FULL_SCAN_EVERY {
+                changed = None;
+            }
+            let ids = match changed.take() {
+                Some(ids) => Ok(ids),
+                None => {
+                    last_scan = std::time::Instant::now();
+                    db::pending_ids(svc.store()).await
+                }
+            };
+            match ids {
                 Ok(ids) => {
                     for id in ids {
-                        if !inflight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(id.clone())
-                        {
-                            continue;
-                        }
-                        let (svc, inflight, sem) = (svc.clone(), inflight.clone(), sem.clone());
-                        tokio::spawn(async move {
-                            let _permit = sem.acquire().await;
-                            if let Err(e) = svc.drive(&id).await {
-                                tracing::warn!(error = %e, server = %id, "compute controller");
-                            }
-                            inflight
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&id);
-                        });
+                        dispatch(&svc, &inflight, &sem, id);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "compute controller: pending servers"),
@@ -176,24 +233,35 @@ async fn run(svc: ComputeService, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
-        let now = svc.store().current_revision().await.unwrap_or(after);
-        if now > after {
-            after = now;
-            // Steps in flight write; the next wake picks up what they leave pending.
-        }
         tokio::select! {
             _ = stop.changed() => break,
             r = svc.store().watch(after, Duration::from_secs(2)) => {
-                if let Ok(ch) = r {
-                    if let Some(c) = ch.last() {
-                        after = after.max(c.revision);
+                match r {
+                    Ok(ch) => {
+                        let mut ids: Vec<String> = Vec::new();
+                        let mut seen = HashSet::new();
+                        for c in &ch {
+                            after = after.max(c.revision);
+                            if c.kind == db::SERVER && seen.insert(c.id.as_str()) {
+                                ids.push(c.id.clone());
+                            }
+                        }
+                        // A full page may not be everything: look at every pending server.
+                        changed = (ch.len() < WATCH_PAGE).then_some(ids);
                     }
+                    Err(_) => changed = None,
                 }
             }
         }
     }
     let _ = svc.store().lease_release(LEASE, &holder).await;
 }
+
+/// Every pending server is looked at this often even without changes (a change missed while
+/// another replica led, or a PostgreSQL commit out of revision order).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(2);
+/// Changes the store's `watch` returns at most.
+const WATCH_PAGE: usize = 1000;
 
 /// Servers of hosts whose service is down are reported with power state NOSTATE (their
 /// generation bumps, so the agent reports again when it is back).
@@ -234,7 +302,7 @@ async fn sweep(svc: &ComputeService) -> Result<()> {
 
 /// Applies `f` to the server if it is still in `task` (and not deleted); returns whether it
 /// did.
-async fn update(
+pub(crate) async fn update(
     svc: &ComputeService,
     id: &str,
     expect_task: Option<&'static str>,
@@ -264,22 +332,57 @@ async fn update(
         .await
 }
 
+/// [`update`] that also records the scheduler's event (timed from `start`) on the server's
+/// action, in the same transaction.
+async fn update_scheduled(
+    svc: &ComputeService,
+    id: &str,
+    start: i64,
+    error: Option<String>,
+    f: impl Fn(&mut Server) + Send + Sync + Clone + 'static,
+) -> Result<bool> {
+    let id = id.to_string();
+    svc.store()
+        .write(move |tx| {
+            let (id, f, error) = (id.clone(), f.clone(), error.clone());
+            Box::pin(async move {
+                let Some(old) = db::get_tx(tx, &id).await? else {
+                    return Ok(false);
+                };
+                if old.deleted || old.task_state.as_deref() != Some(task::SCHEDULING) {
+                    return Ok(false);
+                }
+                let mut n = old.clone();
+                f(&mut n);
+                db::action_event_done(tx, &id, SCHEDULE_EVENT, start, error.as_deref()).await?;
+                if n.vm_state == vm::ERROR && old.vm_state != vm::ERROR {
+                    let msg = n.fault.as_ref().map(|f| f.message.clone());
+                    db::action_finish(tx, &id, msg.as_deref()).await?;
+                }
+                db::save(tx, &old, &mut n).await?;
+                Ok(true)
+            })
+        })
+        .await
+}
+
+/// Nova's name for the conductor's scheduling of a build.
+const SCHEDULE_EVENT: &str = "conductor_schedule_and_build_instances";
+
 async fn step(svc: &ComputeService, s: Server) -> Result<Step> {
     match s.task_state.as_deref() {
         Some(task::DELETING) => delete_step(svc, s).await,
         Some(task::SCHEDULING) => schedule_step(svc, s).await,
         Some(task::NETWORKING) => network_step(svc, s).await,
-        Some(task::BLOCK_DEVICE_MAPPING) => {
-            update(svc, &s.id, Some(task::BLOCK_DEVICE_MAPPING), spawn).await?;
-            Ok(Step::Next)
-        }
+        Some(task::BLOCK_DEVICE_MAPPING) => crate::volumes::bdm_step(svc, s).await,
         _ if s.cleanup => cleanup_step(svc, s).await,
+        _ if s.volume_work() => crate::volumes::volume_step(svc, s).await,
         _ => Ok(Step::Wait),
     }
 }
 
 /// The server is ready for its host's agent.
-fn spawn(n: &mut Server) {
+pub(crate) fn spawn(n: &mut Server) {
     n.task_state = Some(task::SPAWNING.into());
     n.on_host = true;
     n.power = Power::Running;
@@ -287,7 +390,11 @@ fn spawn(n: &mut Server) {
 }
 
 /// Fails a build: ERROR with a fault, claims and ports to release.
-fn fail_build(code: i64, message: String, details: String) -> impl Fn(&mut Server) + Clone {
+pub(crate) fn fail_build(
+    code: i64,
+    message: String,
+    details: String,
+) -> impl Fn(&mut Server) + Clone {
     move |n: &mut Server| {
         n.vm_state = vm::ERROR.into();
         n.task_state = None;
@@ -302,14 +409,26 @@ fn fail_build(code: i64, message: String, details: String) -> impl Fn(&mut Serve
     }
 }
 
-/// Every host as the scheduler sees it.
-pub async fn host_states(svc: &ComputeService) -> Result<Vec<HostState>> {
+/// Every host as the scheduler sees it (read again when this process changed a service or
+/// node, or after [`crate::live::HOST_STATES_TTL`]).
+pub async fn host_states(svc: &ComputeService) -> Result<Arc<Vec<HostState>>> {
+    if let Some(hs) = svc.live().host_states() {
+        return Ok(hs);
+    }
+    let gen = svc.live().hosts_gen();
+    let hs = Arc::new(read_host_states(svc).await?);
+    svc.live().keep_host_states(gen, hs.clone());
+    Ok(hs)
+}
+
+async fn read_host_states(svc: &ComputeService) -> Result<Vec<HostState>> {
     let now = now_micros();
     let services = hosts::services(svc.store()).await?;
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let nodes = hosts::nodes(svc.store()).await?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let Some(s) = services.iter().find(|s| s.id == n.service_id) else {
+        let Some(s) = by_id.get(n.service_id.as_str()).copied() else {
             continue;
         };
         let mut caps = BTreeMap::new();
@@ -391,7 +510,7 @@ async fn request_spec(svc: &ComputeService, s: &Server) -> Result<RequestSpec> {
         root_gb: s.flavor.root_gb,
         ephemeral_gb: s.flavor.ephemeral_gb,
         swap_mb: s.flavor.swap,
-        boot_from_volume: s.image_ref.is_empty(),
+        boot_from_volume: s.boot_from_volume(),
         extra_specs: s.flavor.extra_specs.clone(),
         image_properties: s.image_properties.clone(),
         availability_zone: zone,
@@ -401,9 +520,13 @@ async fn request_spec(svc: &ComputeService, s: &Server) -> Result<RequestSpec> {
     })
 }
 
-/// Scheduling of server-group members is serialised so that two members never both take the
-/// last room an (anti-)affinity policy leaves.
-static GROUP_SCHEDULING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Scheduling decisions are taken one at a time (per process), as one Nova scheduler takes
+/// them: each decision sees the claims of the ones before (no two builds racing for the same
+/// best host and retrying), the placement snapshot is updated in place rather than copied,
+/// and two server-group members never both take the last room an (anti-)affinity policy
+/// leaves (a member's host is recorded before the next member is scheduled). Replicas still
+/// decide concurrently; their claims are checked in the database.
+static SCHEDULING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
     let Some(placement) = svc.placement() else {
@@ -421,6 +544,8 @@ async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
         return Ok(Step::Next);
     };
     let perr = |e: strata_placement::PlacementError| strata_core::Error::internal(e.detail);
+    let serial = SCHEDULING.lock().await;
+    let t0 = now_micros();
     let states = host_states(svc).await?;
     // A claim made before a crash is reused (unless its host is one to avoid).
     let existing = placement.consumer_allocations(&s.id).await.map_err(perr)?;
@@ -437,21 +562,20 @@ async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
     }
     if chosen.is_none() {
         let spec = request_spec(svc, &s).await?;
-        let _serial = match spec.group {
-            Some(_) => Some(GROUP_SCHEDULING.lock().await),
-            None => None,
-        };
-        let spec = if spec.group.is_some() {
-            request_spec(svc, &s).await?
-        } else {
-            spec
-        };
         let weights = Weights::default();
-        match placement
+        let decided = placement
             .schedule(&s.id, &spec, &states, &weights)
             .await
-            .map_err(perr)?
-        {
+            .map_err(perr)?;
+        // Group members keep the lock until their host is recorded.
+        let _serial = match spec.group {
+            Some(_) => Some(serial),
+            None => {
+                drop(serial);
+                None
+            }
+        };
+        match decided {
             Ok((sel, _alternates)) => {
                 let zone = states
                     .iter()
@@ -462,7 +586,7 @@ async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
                 // Record the host while still holding the group lock, so the next member
                 // sees it.
                 let (host, zone) = chosen.clone().unwrap_or_default();
-                update(svc, &s.id, Some(task::SCHEDULING), move |n| {
+                update_scheduled(svc, &s.id, t0, None, move |n| {
                     n.host = Some(host.clone());
                     n.node = Some(host.clone());
                     n.availability_zone = Some(zone.clone());
@@ -473,10 +597,11 @@ async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
                 return Ok(Step::Next);
             }
             Err(nv) => {
-                update(
+                update_scheduled(
                     svc,
                     &s.id,
-                    Some(task::SCHEDULING),
+                    t0,
+                    Some(format!("No valid host was found. {}", nv.0)),
                     fail_build(
                         500,
                         "No valid host was found. ".into(),
@@ -489,7 +614,7 @@ async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
         }
     }
     let (host, zone) = chosen.unwrap_or_default();
-    update(svc, &s.id, Some(task::SCHEDULING), move |n| {
+    update_scheduled(svc, &s.id, t0, None, move |n| {
         n.host = Some(host.clone());
         n.node = Some(host.clone());
         n.availability_zone = Some(zone.clone());
@@ -749,7 +874,16 @@ async fn delete_step(svc: &ComputeService, s: Server) -> Result<Step> {
             return Ok(Step::Wait);
         }
     }
+    // Volumes are detached, those to delete with the server deleted (once they can be).
+    if !crate::volumes::release(svc, &s, false).await? {
+        return Ok(Step::Wait);
+    }
     release(svc, &s).await?;
+    // A snapshot still in progress: its image goes too unless its upload made it active, as
+    // Nova's compute manager does when an instance disappears during a snapshot.
+    if let Some(job) = &s.snapshot {
+        crate::snapshot::drop_image(svc, job).await;
+    }
     let id = s.id.clone();
     svc.store()
         .write(move |tx| {
@@ -762,6 +896,15 @@ async fn delete_step(svc: &ComputeService, s: Server) -> Result<Step> {
                     return Ok(());
                 }
                 let mut n = old.clone();
+                if n.snapshot.take().is_some() {
+                    db::action_finish_event(
+                        tx,
+                        &id,
+                        crate::snapshot::EVENT,
+                        Some("Instance disappeared during snapshot"),
+                    )
+                    .await?;
+                }
                 let now = now_micros();
                 n.deleted = true;
                 n.vm_state = vm::DELETED.into();
@@ -781,6 +924,10 @@ async fn delete_step(svc: &ComputeService, s: Server) -> Result<Step> {
 }
 
 async fn cleanup_step(svc: &ComputeService, s: Server) -> Result<Step> {
+    // A failed build's volumes are detached and those made for it deleted (once they can be).
+    if !crate::volumes::release(svc, &s, true).await? {
+        return Ok(Step::Wait);
+    }
     release(svc, &s).await?;
     let id = s.id.clone();
     svc.store()
@@ -796,6 +943,7 @@ async fn cleanup_step(svc: &ComputeService, s: Server) -> Result<Step> {
                 let mut n = old.clone();
                 n.cleanup = false;
                 n.ports.clear();
+                n.bdms.clear();
                 db::save(tx, &old, &mut n).await
             })
         })
@@ -840,6 +988,7 @@ impl ComputeService {
                         }
                         if r.generation >= old.generation && old.on_host {
                             apply(&mut n, &r, max_attempts);
+                            crate::volumes::apply_report(&mut n, &r);
                         }
                     }
                     if n != old {
@@ -883,6 +1032,8 @@ fn apply(n: &mut Server, r: &InstanceReport, max_attempts: i64) {
                 n.generation += 1;
                 n.power_state = observed;
             }
+            // A snapshot is finished by its own calls (its upload or failure), not by reports.
+            Some(t) if task::is_snapshot(Some(t)) => n.power_state = observed,
             Some(_) => {
                 n.task_state = None;
                 n.power_state = observed;

@@ -275,12 +275,13 @@ impl ComputeService {
             })
             .await?;
         let perr = |e: strata_placement::PlacementError| RegisterError::Placement(e.detail);
-        let snapshot = placement
-            .snapshot()
+        self.live().hosts_changed();
+        let existing = placement
+            .provider_get(&node_id)
             .await
             .map_err(|e| Error::internal(e.detail))?;
-        let generation = match snapshot.get(&node_id) {
-            Some(p) => p.provider.generation,
+        let generation = match existing {
+            Some(p) => p.generation,
             None => match placement
                 .provider_create(reg.host.clone(), node_id.clone(), None)
                 .await
@@ -308,6 +309,8 @@ impl ComputeService {
         {
             return Ok(Err(perr(e)));
         }
+        self.live().hosts_changed();
+        self.live().know(&reg.host);
         Ok(Ok(Registered {
             provider_uuid: node_id,
             service_id,
@@ -321,6 +324,20 @@ impl ComputeService {
     /// Heartbeats are not recorded in the change log (every host beats every few seconds;
     /// nothing watches liveness through it).
     pub async fn heartbeat(&self, host: &str) -> Result<bool> {
+        let now = strata_core::time::now_micros();
+        if self.live().is_known(host) {
+            self.live().beat(host, now);
+            return Ok(true);
+        }
+        let found = self.heartbeat_now(host).await?;
+        if found {
+            self.live().know(host);
+        }
+        Ok(found)
+    }
+
+    /// A heartbeat written at once (the first of a host this process has not seen yet).
+    async fn heartbeat_now(&self, host: &str) -> Result<bool> {
         let host = host.to_string();
         self.store()
             .write(move |tx| {

@@ -22,11 +22,14 @@ mod error;
 mod extract;
 pub mod hosts;
 pub mod keys;
+mod live;
 pub mod model;
 mod schema;
 pub mod server;
 pub mod server_db;
+pub mod snapshot;
 mod version;
+pub mod volumes;
 
 pub use error::{NovaError, NovaResult};
 pub use version::{Microversion, MAX_VERSION, MIN_VERSION};
@@ -49,6 +52,8 @@ struct Inner {
     /// Placement, in process: hosts' providers and inventories, and scheduling.
     placement: Option<strata_placement::PlacementService>,
     peers: Peers,
+    /// In-memory wake-ups and heartbeat batching ([`live`]).
+    live: Arc<live::Live>,
 }
 
 /// The other services compute calls in process, as their routers (the calls go through their
@@ -78,6 +83,7 @@ impl ComputeService {
             cfg,
             placement: None,
             peers: Peers::default(),
+            live: Default::default(),
         }))
     }
 
@@ -89,6 +95,7 @@ impl ComputeService {
             cfg: a.cfg.clone(),
             placement: a.placement.clone(),
             peers: a.peers.clone(),
+            live: a.live.clone(),
         })
     }
 
@@ -122,6 +129,12 @@ impl ComputeService {
             db::seed_flavors(&self.0.store, &model::devstack_flavors()).await?;
         }
         Ok(())
+    }
+
+    /// The in-memory state, its follower started.
+    pub(crate) fn live(&self) -> &Arc<live::Live> {
+        live::ensure_started(&self.0.live, &self.0.store);
+        &self.0.live
     }
 
     /// The store the service writes to.

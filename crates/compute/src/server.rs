@@ -47,6 +47,20 @@ pub mod task {
     pub const POWERING_ON: &str = "powering-on";
     pub const REBUILDING: &str = "rebuilding";
     pub const DELETING: &str = "deleting";
+    /// `createImage`: the host's agent is taking the snapshot.
+    pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
+    pub const IMAGE_SNAPSHOT_PENDING: &str = "image_snapshot_pending";
+    pub const IMAGE_PENDING_UPLOAD: &str = "image_pending_upload";
+    /// `createImage`: the snapshot's data is being uploaded to the image service.
+    pub const IMAGE_UPLOADING: &str = "image_uploading";
+
+    /// The task states of a snapshot in progress.
+    pub fn is_snapshot(t: Option<&str>) -> bool {
+        matches!(
+            t,
+            Some(IMAGE_SNAPSHOT | IMAGE_SNAPSHOT_PENDING | IMAGE_PENDING_UPLOAD | IMAGE_UPLOADING)
+        )
+    }
 }
 
 /// Nova's `power_state` codes.
@@ -104,6 +118,81 @@ pub struct Fault {
     pub message: String,
     pub details: String,
     pub created: i64,
+}
+
+/// The states of a volume block device mapping ([`Bdm::state`]).
+pub mod bdm {
+    /// Boot from volume: the volume is still to be created (or to become available) and
+    /// attached by the controller's block-device-mapping step.
+    pub const PENDING: &str = "pending";
+    /// Reserved in the volume service and given to the host's agent, which has not yet
+    /// reported it attached.
+    pub const ATTACHING: &str = "attaching";
+    /// The agent reported it attached; the controller completes the attachment.
+    pub const CONNECTED: &str = "connected";
+    /// Attached (the volume is `in-use`).
+    pub const ATTACHED: &str = "attached";
+    /// Detach asked: taken from the agent's disks, waiting for its report.
+    pub const DETACHING: &str = "detaching";
+    /// The agent reported it gone; the controller deletes the attachment.
+    pub const DETACHED: &str = "detached";
+}
+
+/// A block device mapping with a volume destination (Nova's `BlockDeviceMapping`): a volume
+/// given by the user, or created for the server from an image, a snapshot or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bdm {
+    /// `bdm_uuid` (2.89).
+    pub uuid: String,
+    /// `volume`, `image`, `snapshot` or `blank`.
+    pub source_type: String,
+    /// The image or snapshot a volume is created from.
+    pub source_id: Option<String>,
+    /// Empty until the volume is created.
+    pub volume_id: String,
+    /// The volume service's attachment.
+    pub attachment_id: Option<String>,
+    /// `/dev/vdb`, …
+    pub device: String,
+    /// `None` (or negative): not bootable.
+    pub boot_index: Option<i64>,
+    pub delete_on_termination: bool,
+    pub tag: Option<String>,
+    /// GiB.
+    pub volume_size: Option<i64>,
+    pub volume_type: Option<String>,
+    pub guest_format: Option<String>,
+    pub disk_bus: Option<String>,
+    pub device_type: Option<String>,
+    /// One of [`bdm`]'s states.
+    pub state: String,
+    /// What the host's agent connects to (the attachment's connection info).
+    pub connection_info: Option<serde_json::Value>,
+    /// The volume was created for the server (a failed build deletes it).
+    pub created: bool,
+    /// When the volume was asked for (a build waits for it a bounded time).
+    pub requested_at: i64,
+    /// Why an attach failed (the mapping is then removed).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Bdm {
+    /// The server's root disk.
+    pub fn is_root(&self) -> bool {
+        self.boot_index == Some(0)
+    }
+}
+
+/// A snapshot of a server in progress: the image it fills (created `queued` by the API,
+/// owned by the requester's project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotJob {
+    pub image_id: String,
+    /// The image's owner: the upload and the clean-up act in this project.
+    pub owner_project: String,
+    pub disk_format: String,
+    pub container_format: String,
 }
 
 /// A server (an instance).
@@ -177,6 +266,13 @@ pub struct Server {
     /// The tail of the guest's console log, as its agent last reported it.
     #[serde(default)]
     pub console: String,
+    /// Volume block device mappings (attached volumes, boot volumes).
+    #[serde(default)]
+    pub bdms: Vec<Bdm>,
+    /// The snapshot in progress (`createImage`), which the host's agent is asked for until it
+    /// uploads it or reports it failed.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotJob>,
 }
 
 impl Server {
@@ -188,6 +284,19 @@ impl Server {
     /// Nova's API status for the server's states.
     pub fn status(&self) -> &'static str {
         status(&self.vm_state, self.task_state.as_deref())
+    }
+
+    /// Booted from a volume: its root disk is a volume, not a local disk from the image.
+    pub fn boot_from_volume(&self) -> bool {
+        self.image_ref.is_empty() || self.bdms.iter().any(Bdm::is_root)
+    }
+
+    /// Whether a volume mapping has a step for the controller (completing or removing an
+    /// attachment).
+    pub fn volume_work(&self) -> bool {
+        self.bdms
+            .iter()
+            .any(|b| b.state == bdm::CONNECTED || b.state == bdm::DETACHED)
     }
 }
 
@@ -307,6 +416,10 @@ mod tests {
     fn status_follows_nova_state_map() {
         assert_eq!(status(vm::BUILDING, Some(task::SCHEDULING)), "BUILD");
         assert_eq!(status(vm::ACTIVE, None), "ACTIVE");
+        // A snapshot in progress leaves the status alone.
+        assert_eq!(status(vm::ACTIVE, Some(task::IMAGE_SNAPSHOT)), "ACTIVE");
+        assert_eq!(status(vm::ACTIVE, Some(task::IMAGE_UPLOADING)), "ACTIVE");
+        assert_eq!(status(vm::STOPPED, Some(task::IMAGE_SNAPSHOT)), "SHUTOFF");
         assert_eq!(
             status(vm::ACTIVE, Some(task::REBOOTING_HARD)),
             "HARD_REBOOT"

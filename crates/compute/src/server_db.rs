@@ -26,6 +26,7 @@ pub fn pending(s: &Server) -> bool {
         return false;
     }
     s.cleanup
+        || s.volume_work()
         || matches!(
             s.task_state.as_deref(),
             Some(task::SCHEDULING | task::NETWORKING | task::BLOCK_DEVICE_MAPPING | task::DELETING)
@@ -385,9 +386,8 @@ pub async fn action_start(
     Ok(())
 }
 
-/// Finishes the running events of the server's newest action (`error`: the message of the
-/// failure, which also becomes the action's `message`).
-pub async fn action_finish(tx: &mut Tx, uuid: &str, error: Option<&str>) -> Result<()> {
+/// The server's newest action.
+async fn newest_action(tx: &mut Tx, uuid: &str) -> Result<Option<Action>> {
     let r = sqlx::query(
         "SELECT * FROM compute_instance_action WHERE instance_uuid = $1 \
          ORDER BY start_time DESC, request_id DESC LIMIT 1",
@@ -396,33 +396,123 @@ pub async fn action_finish(tx: &mut Tx, uuid: &str, error: Option<&str>) -> Resu
     .fetch_optional(tx.conn())
     .await
     .map_err(from_sqlx)?;
-    let Some(r) = r else { return Ok(()) };
-    let mut a = action_row(&r)?;
+    r.as_ref().map(action_row).transpose()
+}
+
+/// Marks an event finished at `now`, failed with `error` when given.
+fn finish_event(e: &mut ActionEvent, now: i64, error: Option<&str>) {
+    e.finish_time = Some(now);
+    e.result = Some(if error.is_some() { "Error" } else { "Success" }.into());
+    e.traceback = error.map(|m| format!("Traceback (most recent call last):\n  {m}\n"));
+}
+
+/// Writes an action's events (and `Error` as its message when `error`).
+async fn save_events(tx: &mut Tx, a: &Action, now: i64, error: bool) -> Result<()> {
+    sqlx::query(
+        "UPDATE compute_instance_action SET events = $3, updated_at = $4, \
+         message = COALESCE($5, message) WHERE instance_uuid = $1 AND request_id = $2",
+    )
+    .bind(&a.instance_uuid)
+    .bind(&a.request_id)
+    .bind(serde_json::to_string(&a.events).map_err(|e| Error::internal(e.to_string()))?)
+    .bind(now)
+    .bind(error.then_some("Error"))
+    .execute(tx.conn())
+    .await
+    .map_err(from_sqlx)?;
+    tx.record(
+        ACTION,
+        &format!("{}/{}", a.instance_uuid, a.request_id),
+        Op::Update,
+    )
+    .await
+}
+
+/// Finishes the running events of the server's newest action (`error`: the message of the
+/// failure, which also becomes the action's `message`).
+pub async fn action_finish(tx: &mut Tx, uuid: &str, error: Option<&str>) -> Result<()> {
+    let Some(mut a) = newest_action(tx, uuid).await? else {
+        return Ok(());
+    };
     let now = now_micros();
     let mut changed = false;
     for e in a.events.iter_mut().filter(|e| e.result.is_none()) {
-        e.finish_time = Some(now);
-        e.result = Some(if error.is_some() { "Error" } else { "Success" }.into());
-        e.traceback = error.map(|m| format!("Traceback (most recent call last):\n  {m}\n"));
+        finish_event(e, now, error);
         changed = true;
     }
     if !changed {
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE compute_instance_action SET events = $3, updated_at = $4, \
-         message = COALESCE($5, message) WHERE instance_uuid = $1 AND request_id = $2",
+    save_events(tx, &a, now, error.is_some()).await
+}
+
+/// Adds a finished event to the server's newest action (the scheduler's
+/// `conductor_schedule_and_build_instances`, timed from `start` to now); a failed one does
+/// not fail the action by itself.
+pub async fn action_event_done(
+    tx: &mut Tx,
+    uuid: &str,
+    event: &str,
+    start: i64,
+    error: Option<&str>,
+) -> Result<()> {
+    let Some(mut a) = newest_action(tx, uuid).await? else {
+        return Ok(());
+    };
+    let now = now_micros().max(start);
+    // Events are listed as they started.
+    let at = a
+        .events
+        .iter()
+        .position(|e| e.start_time > start)
+        .unwrap_or(a.events.len());
+    let mut e = ActionEvent {
+        event: event.into(),
+        start_time: start,
+        finish_time: None,
+        result: None,
+        traceback: None,
+        host: None,
+    };
+    finish_event(&mut e, now, error);
+    a.events.insert(at, e);
+    save_events(tx, &a, now, false).await
+}
+
+/// Finishes the running `event` of the newest of the server's actions that has one (a volume
+/// attach or detach finishing while later actions started); `error` as [`action_finish`].
+pub async fn action_finish_event(
+    tx: &mut Tx,
+    uuid: &str,
+    event: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT * FROM compute_instance_action WHERE instance_uuid = $1 \
+         ORDER BY start_time DESC, request_id DESC",
     )
     .bind(uuid)
-    .bind(&a.request_id)
-    .bind(serde_json::to_string(&a.events).map_err(|e| Error::internal(e.to_string()))?)
-    .bind(now)
-    .bind(error.map(|_| "Error"))
-    .execute(tx.conn())
+    .fetch_all(tx.conn())
     .await
     .map_err(from_sqlx)?;
-    tx.record(ACTION, &format!("{uuid}/{}", a.request_id), Op::Update)
-        .await?;
+    for r in &rows {
+        let mut a = action_row(r)?;
+        let now = now_micros();
+        let mut changed = false;
+        for e in a
+            .events
+            .iter_mut()
+            .filter(|e| e.event == event && e.result.is_none())
+        {
+            finish_event(e, now, error);
+            changed = true;
+        }
+        if !changed {
+            continue;
+        }
+        save_events(tx, &a, now, error.is_some()).await?;
+        return Ok(());
+    }
     Ok(())
 }
 

@@ -143,8 +143,9 @@ async fn registration_makes_service_node_and_provider() {
         )
         .await;
         assert_eq!(d.status, StatusCode::OK, "{}", d.raw);
-        // Nothing was ever given to h1: its revision is 0, and the first poll is answered at once.
-        assert_eq!(d.json["revision"], 0, "{}", d.raw);
+        // Nothing was ever given to h1: its revision is 1 (so that the next poll, after 1,
+        // waits), and the first poll (after 0) is answered at once.
+        assert_eq!(d.json["revision"], 1, "{}", d.raw);
         assert_eq!(d.json["instances"], json!([]));
         // What admins see.
         let hv = st.get("/os-hypervisors", &st.admin).await;

@@ -372,6 +372,9 @@ async fn rebuild_recreates_the_guest_from_the_new_image() {
         // The guest was destroyed and spawned again: one boot.
         assert_eq!(guest(&cloud, &id), (Power::Running, 1));
         // At 2.75 the answer is the full view; a password is generated when none is given.
+        // (The host holds the new guest's spawn so that the rebuild is still running when the
+        // next one is refused.)
+        cloud.hosts[0].hold_spawns(true);
         let r = act_mv(
             &s,
             &id,
@@ -387,6 +390,7 @@ async fn rebuild_recreates_the_guest_from_the_new_image() {
         act(&s, &id, &s.u1, json!({"rebuild": {"imageRef": img2}}))
             .await
             .assert_error(StatusCode::CONFLICT);
+        cloud.hosts[0].hold_spawns(false);
         let r = settle(&s, &id, "ACTIVE").await;
         assert_eq!(r.json["server"]["image"]["id"], cloud.image.as_str());
         let all = actions(&s, &id).await;

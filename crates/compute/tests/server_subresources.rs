@@ -313,6 +313,19 @@ async fn instance_actions_and_their_events() {
         let ev = &r.json["instanceAction"]["events"][0];
         assert!(ev.get("traceback").is_some(), "{}", r.raw);
         assert_eq!(ev["host"], "fake-1");
+        // The scheduler's decision is its own event, finished, after the build started.
+        let evs = r.json["instanceAction"]["events"].as_array().unwrap();
+        let sched = evs
+            .iter()
+            .find(|e| e["event"] == "conductor_schedule_and_build_instances")
+            .unwrap_or_else(|| panic!("no scheduling event: {}", r.raw));
+        assert_eq!(sched["result"], "Success", "{}", r.raw);
+        let (st, fin) = (
+            sched["start_time"].as_str().unwrap(),
+            sched["finish_time"].as_str().unwrap(),
+        );
+        assert!(st <= fin, "{st} > {fin}");
+        assert!(ev["start_time"].as_str().unwrap() <= st, "{}", r.raw);
         let m = s
             .get(&format!("{base}/req-nope"), &s.u1)
             .await
@@ -525,6 +538,9 @@ async fn security_group_proxy_up_to_2_35() {
             .as_str()
             .unwrap()
             .to_string();
+        // A delete without an id finds nothing (Tempest's "without passing id").
+        let r = s.delete("/os-security-groups/", &s.u1).await;
+        assert_eq!(r.json["itemNotFound"]["code"], 404, "{}", r.raw);
         // Show and update.
         let r = s.get(&format!("/os-security-groups/{id}"), &s.u1).await;
         assert_eq!(r.json["security_group"]["name"], "web");

@@ -67,6 +67,29 @@ async fn a_server_boots_on_a_host_and_is_deleted_without_leftovers() {
         assert_eq!(ports.len(), 1);
         assert_eq!(ports[0]["binding:host_id"], host.as_str());
         assert_eq!(allocations_of(&s, &id).await, 1);
+        // Its hypervisor counts it (flavor 1: 1 vCPU, 512 MiB, 1 GiB); the other does not.
+        let hv = s.get("/os-hypervisors/detail", &s.admin).await;
+        for h in hv.json["hypervisors"].as_array().unwrap() {
+            let mine = h["hypervisor_hostname"] == host.as_str();
+            assert_eq!(h["running_vms"], if mine { 1 } else { 0 }, "{}", hv.raw);
+            assert_eq!(h["vcpus_used"], if mine { 1 } else { 0 }, "{}", hv.raw);
+            assert_eq!(h["local_gb_used"], if mine { 1 } else { 0 }, "{}", hv.raw);
+            assert_eq!(
+                h["free_ram_mb"].as_i64().unwrap() + h["memory_mb_used"].as_i64().unwrap(),
+                h["memory_mb"].as_i64().unwrap()
+            );
+        }
+        let st = s.get("/os-hypervisors/statistics", &s.admin).await;
+        assert_eq!(
+            st.json["hypervisor_statistics"]["running_vms"], 1,
+            "{}",
+            st.raw
+        );
+        assert_eq!(
+            st.json["hypervisor_statistics"]["vcpus_used"], 1,
+            "{}",
+            st.raw
+        );
         // The owner sees it; another project does not.
         assert_eq!(
             s.get(&format!("/servers/{id}"), &s.u1).await.status,

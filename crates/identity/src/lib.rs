@@ -190,13 +190,8 @@ impl Identity {
                     let _ = db::keys::prune_revocations(&store, now_micros() - window * 1_000_000).await;
                 }
             }
-            match store.current_revision().await {
-                Ok(rev) if rev > seen => {
-                    let identity_changed = store
-                        .changes_since(seen, 10_000)
-                        .await
-                        .map(|cs| cs.iter().any(|c| c.kind.starts_with("identity.")))
-                        .unwrap_or(true);
+            match store.newer_of_kind(seen, "identity.").await {
+                Ok((rev, identity_changed)) if rev > seen => {
                     seen = rev;
                     if identity_changed {
                         if let Err(e) = self.reload().await {

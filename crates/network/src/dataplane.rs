@@ -411,6 +411,9 @@ async fn next_changes(
 
 // ------------------------------------------------------------------ the host agent
 
+/// Passes of a host agent start at least this far apart.
+const MIN_SYNC_GAP: Duration = Duration::from_millis(200);
+
 /// Plugs the ports bound to one host through a [`DataPlane`] and reports them.
 pub struct HostAgent {
     svc: NetworkService,
@@ -564,8 +567,22 @@ impl HostAgent {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut after = self.svc.store().current_revision().await.unwrap_or(0);
         let mut dirty = true;
+        let mut last_sync: Option<tokio::time::Instant> = None;
         loop {
             if dirty {
+                // A burst of port changes (hundreds of boots a second) is taken in a few
+                // passes rather than one pass per change: a pass reads every port.
+                if let Some(at) = last_sync {
+                    let gap =
+                        (at + MIN_SYNC_GAP).saturating_duration_since(tokio::time::Instant::now());
+                    if !gap.is_zero() {
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            _ = tokio::time::sleep(gap) => {}
+                        }
+                    }
+                }
+                last_sync = Some(tokio::time::Instant::now());
                 if let Err(e) = self.sync().await {
                     tracing::warn!(error = %e, host = %self.host, "network host agent: sync");
                 }

@@ -20,7 +20,7 @@
 
 use crate::model::{Inventory, Provider, SHARES_VIA_AGGREGATE};
 use crate::query::{CandidateRequest, GroupPolicy, RequestGroup};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A hard stop on how many candidates one request may produce.
 pub const MAX_CANDIDATES: usize = 10_000;
@@ -101,6 +101,45 @@ impl Snapshot {
             .collect()
     }
 
+    /// Every tree's providers, by root: one pass instead of one scan per root.
+    pub fn trees(&self) -> HashMap<&str, Vec<&str>> {
+        let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
+        for p in self.providers.values() {
+            out.entry(p.provider.root_uuid.as_str())
+                .or_default()
+                .push(p.provider.uuid.as_str());
+        }
+        out
+    }
+
+    /// The providers that share their resources through aggregates.
+    pub fn sharers(&self) -> Vec<&ProviderState> {
+        self.providers
+            .values()
+            .filter(|p| p.traits.contains(SHARES_VIA_AGGREGATE))
+            .collect()
+    }
+
+    /// [`Snapshot::sharing_for`] among `sharers` (from [`Snapshot::sharers`]).
+    pub fn sharing_among<'s>(&self, sharers: &[&'s ProviderState], tree: &[&str]) -> Vec<&'s str> {
+        if sharers.is_empty() {
+            return Vec::new();
+        }
+        let aggs: BTreeSet<&String> = tree
+            .iter()
+            .filter_map(|u| self.get(u))
+            .flat_map(|p| p.aggregates.iter())
+            .collect();
+        sharers
+            .iter()
+            .filter(|p| {
+                !tree.contains(&p.provider.uuid.as_str())
+                    && p.aggregates.iter().any(|a| aggs.contains(a))
+            })
+            .map(|p| p.provider.uuid.as_str())
+            .collect()
+    }
+
     /// Sharing providers outside the tree that share an aggregate with one of its providers.
     pub fn sharing_for(&self, tree: &[&str]) -> Vec<&str> {
         let aggs: BTreeSet<&String> = tree
@@ -177,8 +216,14 @@ pub fn allocation_candidates(
         (a.provider.name.as_str(), a.provider.uuid.as_str())
             .cmp(&(b.provider.name.as_str(), b.provider.uuid.as_str()))
     });
+    if req.randomize && req.limit.is_some() && !roots.is_empty() {
+        let at = (strata_core::time::now_micros().unsigned_abs() as usize) % roots.len();
+        roots.rotate_left(at);
+    }
     let mut out: Vec<Candidate> = Vec::new();
     let mut seen: BTreeSet<Candidate> = BTreeSet::new();
+    let trees = snap.trees();
+    let sharers = snap.sharers();
     for root in roots {
         if out.len() >= max {
             break;
@@ -186,14 +231,17 @@ pub fn allocation_candidates(
         if !req.root_required.is_empty() && !req.root_required.matches(&root.traits) {
             continue;
         }
-        let mut tree = snap.tree(&root.provider.uuid);
+        let mut tree = trees
+            .get(root.provider.uuid.as_str())
+            .cloned()
+            .unwrap_or_default();
         if !nested {
             tree.retain(|u| {
                 snap.get(u)
                     .is_some_and(|p| p.provider.parent_uuid.is_none())
             });
         }
-        let sharing = snap.sharing_for(&tree);
+        let sharing = snap.sharing_among(&sharers, &tree);
         let pool: Vec<&str> = tree.iter().chain(sharing.iter()).copied().collect();
         let Some(slots) = slots(snap, req, &tree, &pool) else {
             continue;

@@ -19,6 +19,9 @@ pub const PROVIDER: &str = "placement.resource_provider";
 pub const ALLOCATION: &str = "placement.allocation";
 pub const RESOURCE_CLASS: &str = "placement.resource_class";
 pub const TRAIT: &str = "placement.trait";
+/// A provider whose usage changed without its generation moving (a consumer's allocations
+/// removed): change-log entries only, for caches of usage.
+pub const USAGE: &str = "placement.usage";
 
 fn text(r: &AnyRow, col: &str) -> Result<String> {
     r.try_get::<String, _>(col).map_err(from_sqlx)
@@ -631,14 +634,38 @@ pub async fn provider_allocations(c: &mut Conn, uuid: &str) -> Result<BTreeMap<S
 }
 
 pub async fn allocations_delete(tx: &mut Tx, consumer: &str) -> Result<u64> {
-    Ok(
-        sqlx::query("DELETE FROM placement_allocation WHERE consumer_uuid = $1")
-            .bind(consumer)
-            .execute(tx.conn())
-            .await
-            .map_err(from_sqlx)?
-            .rows_affected(),
+    let rows = sqlx::query(
+        "SELECT DISTINCT provider_uuid FROM placement_allocation WHERE consumer_uuid = $1",
     )
+    .bind(consumer)
+    .fetch_all(tx.conn())
+    .await
+    .map_err(from_sqlx)?;
+    let n = sqlx::query("DELETE FROM placement_allocation WHERE consumer_uuid = $1")
+        .bind(consumer)
+        .execute(tx.conn())
+        .await
+        .map_err(from_sqlx)?
+        .rows_affected();
+    for r in &rows {
+        tx.record(USAGE, &text(r, "provider_uuid")?, Op::Update)
+            .await?;
+    }
+    Ok(n)
+}
+
+/// One provider as [`snapshot`] has it, when it exists.
+pub async fn provider_state(c: &mut Conn, uuid: &str) -> Result<Option<ProviderState>> {
+    let Some(provider) = provider_get(c, uuid).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ProviderState {
+        inventories: inventories(c, uuid).await?,
+        used: provider_usages(c, uuid).await?,
+        traits: provider_traits(c, uuid).await?,
+        aggregates: provider_aggregates(c, uuid).await?,
+        provider,
+    }))
 }
 
 pub async fn allocation_insert(

@@ -48,6 +48,8 @@ struct Inner {
     store: Store,
     tokens: Arc<dyn TokenValidator>,
     base_url: String,
+    /// Every provider as last read, brought up to date from the change log on use.
+    snapshot: tokio::sync::Mutex<Option<ops::CachedSnapshot>>,
 }
 
 impl PlacementService {
@@ -57,11 +59,16 @@ impl PlacementService {
             store,
             tokens,
             base_url: base_url.trim_end_matches('/').to_string(),
+            snapshot: Default::default(),
         }))
     }
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub(crate) fn snapshot_cache(&self) -> &tokio::sync::Mutex<Option<ops::CachedSnapshot>> {
+        &self.0.snapshot
     }
 
     pub(crate) fn tokens(&self) -> &dyn TokenValidator {

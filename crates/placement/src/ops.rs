@@ -15,6 +15,7 @@ use crate::model::{
 use crate::query::CandidateRequest;
 use crate::PlacementService;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use strata_core::time::now_micros;
 use strata_store::{Op, Tx, TxFuture};
 
@@ -44,6 +45,21 @@ type Refusable<T> = strata_core::Result<PlacementResult<T>>;
 
 /// A connection checked out of the pool.
 pub(crate) type PoolConnection = strata_store::sqlx::pool::PoolConnection<strata_store::sqlx::Any>;
+
+/// The providers' copy [`PlacementService::snapshot`] keeps.
+pub struct CachedSnapshot {
+    /// The change-log revision the copy is up to date with.
+    revision: i64,
+    /// When it was read in full.
+    loaded: std::time::Instant,
+    snap: Arc<Snapshot>,
+}
+
+/// The kept snapshot is read again in full at least this often.
+pub const SNAPSHOT_FULL_RELOAD: std::time::Duration = std::time::Duration::from_secs(60);
+/// More changed providers than this since the last use and the snapshot is read in full.
+pub const SNAPSHOT_MAX_DELTA: usize = 2_000;
+const CHANGE_PAGE: i64 = 1_000;
 
 impl PlacementService {
     /// Runs a write that may refuse; the refusal reaches the caller, nothing is written.
@@ -121,10 +137,85 @@ impl PlacementService {
         Ok(())
     }
 
-    /// Every provider with inventories, usages, traits and aggregates.
-    pub async fn snapshot(&self) -> PlacementResult<Snapshot> {
+    /// One provider, when it exists.
+    pub async fn provider_get(
+        &self,
+        uuid: &str,
+    ) -> PlacementResult<Option<crate::model::Provider>> {
         let mut c = self.conn().await?;
-        Ok(db::snapshot(&mut c).await?)
+        Ok(db::provider_get(&mut c, uuid).await?)
+    }
+
+    /// Every provider with inventories, usages, traits and aggregates.
+    ///
+    /// Read once and then kept: each call reads the change log since the revision the copy
+    /// is at and reloads only the providers changed since (their generation moved, or a
+    /// consumer's allocations left them), so a scheduling decision among 10,000 hosts does
+    /// not re-read 10,000 hosts. The copy is read again in full every
+    /// [`SNAPSHOT_FULL_RELOAD`] (bounding what a PostgreSQL commit out of revision order
+    /// could hide) and after a burst of more than [`SNAPSHOT_MAX_DELTA`] changed providers.
+    /// Claims are checked against the database in their own transaction, so a stale copy
+    /// costs a retry, never an over-commit.
+    pub async fn snapshot(&self) -> PlacementResult<Arc<Snapshot>> {
+        let mut g = self.snapshot_cache().lock().await;
+        if let Some(c) = g.as_mut() {
+            if c.loaded.elapsed() < SNAPSHOT_FULL_RELOAD {
+                if let Some(changed) = self.changed_providers(c.revision).await? {
+                    let (rev, touched) = changed;
+                    if !touched.is_empty() {
+                        let mut conn = self.conn().await?;
+                        let snap = Arc::make_mut(&mut c.snap);
+                        for uuid in &touched {
+                            match db::provider_state(&mut conn, uuid).await? {
+                                Some(p) => {
+                                    snap.providers.insert(uuid.clone(), p);
+                                }
+                                None => {
+                                    snap.providers.remove(uuid);
+                                }
+                            }
+                        }
+                    }
+                    c.revision = rev;
+                    return Ok(c.snap.clone());
+                }
+            }
+        }
+        // Everything committed up to `revision` is in what is read next.
+        let revision = self.store().current_revision().await?;
+        let mut conn = self.conn().await?;
+        let snap = Arc::new(db::snapshot(&mut conn).await?);
+        *g = Some(CachedSnapshot {
+            revision,
+            loaded: std::time::Instant::now(),
+            snap: snap.clone(),
+        });
+        Ok(snap)
+    }
+
+    /// The newest revision and the providers changed after `after`; `None` when too many
+    /// changed to be worth reloading one by one.
+    async fn changed_providers(
+        &self,
+        after: i64,
+    ) -> PlacementResult<Option<(i64, BTreeSet<String>)>> {
+        let mut rev = after;
+        let mut touched = BTreeSet::new();
+        loop {
+            let page = self.store().changes_since(rev, CHANGE_PAGE).await?;
+            for ch in &page {
+                rev = rev.max(ch.revision);
+                if ch.kind == db::PROVIDER || ch.kind == db::USAGE {
+                    touched.insert(ch.id.clone());
+                }
+            }
+            if touched.len() > SNAPSHOT_MAX_DELTA {
+                return Ok(None);
+            }
+            if (page.len() as i64) < CHANGE_PAGE {
+                return Ok(Some((rev, touched)));
+            }
+        }
     }
 
     /// Where `req` fits, at microversion `mv` (nested providers take part from 1.29), with the
@@ -134,7 +225,7 @@ impl PlacementService {
         &self,
         req: &CandidateRequest,
         mv: crate::Microversion,
-    ) -> PlacementResult<(Vec<Candidate>, Snapshot)> {
+    ) -> PlacementResult<(Vec<Candidate>, Arc<Snapshot>)> {
         self.require_classes(
             req.classes().iter(),
             "Invalid resource class in resources parameter: ",

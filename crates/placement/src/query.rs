@@ -93,6 +93,10 @@ pub struct CandidateRequest {
     pub root_required: TraitFilter,
     /// Lists of suffixes whose providers must share a subtree (1.36).
     pub same_subtree: Vec<Vec<String>>,
+    /// With a `limit`, start the walk over the trees at a random one (Placement's
+    /// `randomize_allocation_candidates`), so that limited answers do not always name the
+    /// same hosts.
+    pub randomize: bool,
 }
 
 impl CandidateRequest {

@@ -22,7 +22,7 @@ use crate::candidates::{Candidate, Snapshot};
 use crate::model::{Claim, ConsumerGeneration, Resources};
 use crate::query::{CandidateRequest, RequestGroup, TraitFilter};
 use crate::{PlacementError, PlacementResult, PlacementService};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An aggregate a host belongs to, with its metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -385,18 +385,27 @@ fn image_properties_ok(h: &HostState, props: &BTreeMap<String, String>) -> bool 
 
 // ------------------------------------------------------------------ weighers
 
-/// Free capacity of `rc` in the host's tree after its current usage.
-fn free(snap: &Snapshot, root: &str, rc: &str) -> f64 {
-    snap.providers
-        .values()
-        .filter(|p| p.provider.root_uuid == root)
-        .filter_map(|p| {
-            let inv = p.inventories.get(rc)?;
-            let used = p.used.get(rc).copied().unwrap_or(0);
-            Some(((inv.total - inv.reserved) as f64 * inv.allocation_ratio) - used as f64)
-        })
-        .sum()
+/// Free capacity per tree (by root) of RAM, VCPU and disk after current usage, in one pass.
+fn free_by_root(snap: &Snapshot) -> HashMap<&str, [f64; 3]> {
+    let mut out: HashMap<&str, [f64; 3]> = HashMap::with_capacity(snap.providers.len());
+    for p in snap.providers.values() {
+        let e = out.entry(p.provider.root_uuid.as_str()).or_default();
+        for (i, rc) in ["MEMORY_MB", "VCPU", "DISK_GB"].iter().enumerate() {
+            if let Some(inv) = p.inventories.get(*rc) {
+                let used = p.used.get(*rc).copied().unwrap_or(0);
+                e[i] += ((inv.total - inv.reserved) as f64 * inv.allocation_ratio) - used as f64;
+            }
+        }
+    }
+    out
 }
+
+/// Candidates a scheduling decision asks placement for first (Nova's
+/// `[scheduler] max_placement_results`).
+pub const MAX_PLACEMENT_RESULTS: usize = 1000;
+
+/// Selections returned at most: the chosen host and its alternates.
+pub const MAX_SELECTIONS: usize = 50;
 
 /// Nova's normalisation: `(x - min) / (max - min)`, all 0 when every value is the same.
 fn normalise(xs: &[f64]) -> Vec<f64> {
@@ -459,18 +468,21 @@ pub fn select(
         };
         return Err(NoValidHost(why));
     }
+    let free = free_by_root(snap);
+    let free_of =
+        |h: &HostState, i: usize| free.get(h.provider.as_str()).map(|f| f[i]).unwrap_or(0.0);
     let col = |f: &dyn Fn(&HostState) -> f64| -> Vec<f64> {
         normalise(&options.iter().map(|(h, _)| f(h)).collect::<Vec<_>>())
     };
-    let ram = col(&|h| free(snap, &h.provider, "MEMORY_MB"));
-    let cpu = col(&|h| free(snap, &h.provider, "VCPU"));
-    let disk = col(&|h| free(snap, &h.provider, "DISK_GB"));
+    let ram = col(&|h| free_of(h, 0));
+    let cpu = col(&|h| free_of(h, 1));
+    let disk = col(&|h| free_of(h, 2));
     let group = col(&|h| members_on(spec, &h.host) as f64);
     let policy = spec.group.as_ref().map(|g| g.policy);
-    let mut out: Vec<Selection> = options
+    let mut ranked: Vec<(f64, usize)> = options
         .iter()
         .enumerate()
-        .map(|(i, (h, c))| {
+        .map(|(i, _)| {
             let mut w = weights.ram * ram[i] + weights.cpu * cpu[i] + weights.disk * disk[i];
             match policy {
                 Some(GroupPolicy::SoftAffinity) => w += weights.soft_affinity * group[i],
@@ -479,6 +491,24 @@ pub fn select(
                 }
                 _ => {}
             }
+            (w, i)
+        })
+        .collect();
+    let order = |a: &(f64, usize), b: &(f64, usize)| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| options[a.1].0.host.cmp(&options[b.1].0.host))
+    };
+    // Only the best few become selections (the chosen host and its alternates).
+    if ranked.len() > MAX_SELECTIONS {
+        ranked.select_nth_unstable_by(MAX_SELECTIONS - 1, order);
+        ranked.truncate(MAX_SELECTIONS);
+    }
+    ranked.sort_by(order);
+    Ok(ranked
+        .into_iter()
+        .map(|(w, i)| {
+            let (h, c) = options[i];
             Selection {
                 host: h.host.clone(),
                 provider: h.provider.clone(),
@@ -486,14 +516,7 @@ pub fn select(
                 weight: w,
             }
         })
-        .collect();
-    out.sort_by(|a, b| {
-        b.weight
-            .partial_cmp(&a.weight)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.host.cmp(&b.host))
-    });
-    Ok(out)
+        .collect())
 }
 
 impl PlacementService {
@@ -508,12 +531,26 @@ impl PlacementService {
         hosts: &[HostState],
         weights: &Weights,
     ) -> PlacementResult<Result<(Selection, Vec<Selection>), NoValidHost>> {
-        let req = candidate_request(spec, None);
+        // As Nova's scheduler asks placement for at most `max_placement_results` candidates
+        // (randomised), so that a decision among 10,000 hosts weighs 1,000 of them; when the
+        // filters leave none of those, every candidate is looked at.
+        let mut req = candidate_request(spec, Some(MAX_PLACEMENT_RESULTS));
+        req.randomize = true;
         let (cands, snap) = self
             .allocation_candidates(&req, crate::Microversion::LATEST)
             .await?;
         let mut options = match select(&snap, &cands, hosts, spec, weights) {
             Ok(o) => o,
+            Err(_) if cands.len() >= MAX_PLACEMENT_RESULTS => {
+                let req = candidate_request(spec, None);
+                let (cands, snap) = self
+                    .allocation_candidates(&req, crate::Microversion::LATEST)
+                    .await?;
+                match select(&snap, &cands, hosts, spec, weights) {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             Err(e) => return Ok(Err(e)),
         };
         let mut last: Option<PlacementError> = None;

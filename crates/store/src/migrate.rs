@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(14, "0014_compute"),
     portable!(15, "0015_compute_hosts"),
     portable!(16, "0016_compute_servers"),
+    portable!(17, "0017_compute_scale"),
 ];
 
 impl Store {

@@ -272,6 +272,26 @@ impl Store {
         row.try_get::<i64, _>("r").map_err(from_sqlx)
     }
 
+    /// The newest revision after `after` (`after` itself when nothing is newer) and whether
+    /// any change after `after` has a kind starting with `prefix`: one cheap query for
+    /// watchers that care about one service's kinds only.
+    pub async fn newer_of_kind(&self, after: i64, prefix: &str) -> Result<(i64, bool)> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(MAX(revision), $1) AS BIGINT) AS r, \
+             CAST(COALESCE(SUM(CASE WHEN kind LIKE $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS n \
+             FROM change_log WHERE revision > $1",
+        )
+        .bind(after)
+        .bind(format!("{prefix}%"))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok((
+            row.try_get::<i64, _>("r").map_err(from_sqlx)?,
+            row.try_get::<i64, _>("n").map_err(from_sqlx)? > 0,
+        ))
+    }
+
     /// Changes with a revision greater than `after`, oldest first, at most `limit`.
     pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         let rows = sqlx::query(

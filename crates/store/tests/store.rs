@@ -61,6 +61,18 @@ async fn every_write_records_its_revision_in_order() {
         );
         assert_eq!(db.store.current_revision().await.unwrap(), r2);
         assert!(db.store.changes_since(r2, 100).await.unwrap().is_empty());
+        // One query tells a watcher the newest revision and whether its kinds moved.
+        let kind = changes[0].kind.clone();
+        let prefix = &kind[..kind.len() - 1];
+        assert_eq!(db.store.newer_of_kind(0, prefix).await.unwrap(), (r2, true));
+        assert_eq!(
+            db.store.newer_of_kind(r1, "nope.").await.unwrap(),
+            (r2, false)
+        );
+        assert_eq!(
+            db.store.newer_of_kind(r2, prefix).await.unwrap(),
+            (r2, false)
+        );
     }
 }
 

@@ -6,6 +6,13 @@ mod clouds;
 mod serve;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc rather than glibc's allocator: the API builds and drops many small JSON values per
+/// request, and under glibc a 1,000-server listing spent a third of its time in
+/// `malloc_consolidate`, page faults and trimming (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,6 +55,9 @@ enum BenchCommand {
     /// Neutron port create rate and latency, `GET /ports` with 10,000 ports, and IP
     /// allocation on crowded /16s (starts its own `strata up`).
     Network(strata_bench::NetworkBenchArgs),
+    /// Server boots to ACTIVE on fake hosts, `GET /servers/detail`, one scheduling decision
+    /// among 10,000 hosts, memory with 100,000 servers (starts its own `strata up`).
+    Compute(strata_bench::ComputeBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +103,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Network(args),
             } => strata_bench::run_network(args).await,
+            Command::Bench {
+                command: BenchCommand::Compute(args),
+            } => strata_bench::run_compute(args).await,
             Command::Db {
                 command:
                     DbCommand::Migrate {

@@ -110,6 +110,7 @@ async fn save_service(svc: &ComputeService, s: &Service) -> NovaResult<()> {
             })
         })
         .await?;
+    svc.live().hosts_changed();
     Ok(())
 }
 
@@ -335,6 +336,8 @@ pub async fn service_delete(
             })
         })
         .await?;
+    svc.live().hosts_changed();
+    svc.live().forget(&s.host);
     if let Some(p) = svc.placement() {
         for n in &nodes {
             if let Err(e) = p.provider_delete(n.id.clone()).await {
@@ -360,7 +363,51 @@ fn brief(n: &Node, s: Option<&Service>, now: i64, down: i64) -> Map<String, Valu
     m
 }
 
-fn detailed(n: &Node, s: Option<&Service>, now: i64, down: i64, mv: Microversion) -> Value {
+/// What a hypervisor's servers use: placement's usages of its provider, its live servers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Used {
+    vcpus: i64,
+    memory_mb: i64,
+    disk_gb: i64,
+    vms: i64,
+}
+
+/// Per node id, what its servers use.
+async fn usage(svc: &ComputeService) -> NovaResult<std::collections::HashMap<String, Used>> {
+    let mut out: std::collections::HashMap<String, Used> = Default::default();
+    let vms: std::collections::HashMap<String, i64> =
+        sdb::hosts_in_use(svc.store()).await?.into_iter().collect();
+    let snap = match svc.placement() {
+        Some(p) => Some(p.snapshot().await.map_err(|e| {
+            tracing::error!(error = %e.detail, "placement snapshot");
+            NovaError::internal()
+        })?),
+        None => None,
+    };
+    for n in hosts::nodes(svc.store()).await? {
+        let used = snap.as_ref().and_then(|s| s.get(&n.id)).map(|p| &p.used);
+        let get = |rc: &str| used.and_then(|u| u.get(rc)).copied().unwrap_or(0);
+        out.insert(
+            n.id.clone(),
+            Used {
+                vcpus: get("VCPU"),
+                memory_mb: get("MEMORY_MB"),
+                disk_gb: get("DISK_GB"),
+                vms: vms.get(&n.host).copied().unwrap_or(0),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn detailed(
+    n: &Node,
+    s: Option<&Service>,
+    now: i64,
+    down: i64,
+    mv: Microversion,
+    u: Used,
+) -> Value {
     let mut m = brief(n, s, now, down);
     let r = &n.reg;
     m.insert("hypervisor_type".into(), json!(r.hypervisor_type));
@@ -378,20 +425,20 @@ fn detailed(n: &Node, s: Option<&Service>, now: i64, down: i64, mv: Microversion
             ("vcpus", json!(r.vcpus)),
             ("memory_mb", json!(r.memory_mb)),
             ("local_gb", json!(r.local_gb)),
-            ("vcpus_used", json!(0)),
+            ("vcpus_used", json!(u.vcpus)),
             (
                 "memory_mb_used",
-                json!(hosts::RESERVED_HOST_MEMORY_MB.min(r.memory_mb)),
+                json!(hosts::RESERVED_HOST_MEMORY_MB.min(r.memory_mb) + u.memory_mb),
             ),
-            ("local_gb_used", json!(0)),
+            ("local_gb_used", json!(u.disk_gb)),
             (
                 "free_ram_mb",
-                json!(r.memory_mb - hosts::RESERVED_HOST_MEMORY_MB.min(r.memory_mb)),
+                json!(r.memory_mb - hosts::RESERVED_HOST_MEMORY_MB.min(r.memory_mb) - u.memory_mb),
             ),
-            ("free_disk_gb", json!(r.local_gb)),
+            ("free_disk_gb", json!(r.local_gb - u.disk_gb)),
             ("current_workload", json!(0)),
-            ("running_vms", json!(0)),
-            ("disk_available_least", json!(r.local_gb)),
+            ("running_vms", json!(u.vms)),
+            ("disk_available_least", json!(r.local_gb - u.disk_gb)),
             ("cpu_info", json!(r.cpu_info.to_string())),
         ] {
             m.insert(k.into(), v);
@@ -401,12 +448,16 @@ fn detailed(n: &Node, s: Option<&Service>, now: i64, down: i64, mv: Microversion
 }
 
 async fn all(svc: &ComputeService) -> NovaResult<Vec<(Node, Option<Service>)>> {
-    let services = hosts::services(svc.store()).await?;
+    let services: std::collections::HashMap<String, Service> = hosts::services(svc.store())
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
     Ok(hosts::nodes(svc.store())
         .await?
         .into_iter()
         .map(|n| {
-            let s = services.iter().find(|s| s.id == n.service_id).cloned();
+            let s = services.get(&n.service_id).cloned();
             (n, s)
         })
         .collect())
@@ -476,8 +527,10 @@ pub async fn hypervisor_detail(
     let now = strata_core::time::now_micros();
     let down = svc.config().service_down_time_s.max(1) * 1_000_000;
     let mut list = Vec::new();
+    let used = usage(&svc).await?;
     for (n, s) in all(&svc).await? {
-        let mut v = detailed(&n, s.as_ref(), now, down, mv);
+        let u = used.get(&n.id).copied().unwrap_or_default();
+        let mut v = detailed(&n, s.as_ref(), now, down, mv, u);
         if ws {
             add_servers(&svc, &mut v, &n, mv).await?;
         }
@@ -501,7 +554,8 @@ pub async fn hypervisor_show(
     let found = all(&svc).await?.into_iter().find(|(n, _)| n.id == id);
     match found {
         Some((n, s)) => {
-            let mut v = detailed(&n, s.as_ref(), now, down, mv);
+            let u = usage(&svc).await?.get(&n.id).copied().unwrap_or_default();
+            let mut v = detailed(&n, s.as_ref(), now, down, mv, u);
             if ws {
                 add_servers(&svc, &mut v, &n, mv).await?;
             }
@@ -558,6 +612,8 @@ pub async fn hypervisor_statistics(
     }
     auth.require_admin("os_compute_api:os-hypervisors:statistics")?;
     let nodes = all(&svc).await?;
+    let used = usage(&svc).await?;
+    let u = |n: &Node| used.get(&n.id).copied().unwrap_or_default();
     let sum = |f: &dyn Fn(&Node) -> i64| nodes.iter().map(|(n, _)| f(n)).sum::<i64>();
     let reserved = |n: &Node| hosts::RESERVED_HOST_MEMORY_MB.min(n.reg.memory_mb);
     Ok(Json(json!({"hypervisor_statistics": {
@@ -565,13 +621,13 @@ pub async fn hypervisor_statistics(
         "vcpus": sum(&|n| n.reg.vcpus),
         "memory_mb": sum(&|n| n.reg.memory_mb),
         "local_gb": sum(&|n| n.reg.local_gb),
-        "vcpus_used": 0,
-        "memory_mb_used": sum(&reserved),
-        "local_gb_used": 0,
-        "free_ram_mb": sum(&|n| n.reg.memory_mb - reserved(n)),
-        "free_disk_gb": sum(&|n| n.reg.local_gb),
+        "vcpus_used": sum(&|n| u(n).vcpus),
+        "memory_mb_used": sum(&|n| reserved(n) + u(n).memory_mb),
+        "local_gb_used": sum(&|n| u(n).disk_gb),
+        "free_ram_mb": sum(&|n| n.reg.memory_mb - reserved(n) - u(n).memory_mb),
+        "free_disk_gb": sum(&|n| n.reg.local_gb - u(n).disk_gb),
         "current_workload": 0,
-        "running_vms": 0,
-        "disk_available_least": sum(&|n| n.reg.local_gb),
+        "running_vms": sum(&|n| u(n).vms),
+        "disk_available_least": sum(&|n| n.reg.local_gb - u(n).disk_gb),
     }})))
 }

@@ -9,6 +9,7 @@
 
 pub mod flavors;
 pub mod hosts;
+pub mod images;
 pub mod instance_actions;
 pub mod keypairs;
 pub mod quotas;
@@ -16,6 +17,7 @@ pub mod server_actions;
 pub mod server_groups;
 pub mod server_meta;
 pub mod server_tags;
+pub mod server_volumes;
 pub mod servers;
 pub mod versions;
 pub mod views;
@@ -75,8 +77,10 @@ pub fn router(svc: ComputeService) -> Router {
         .merge(hosts::routes())
         .merge(servers::routes())
         .merge(server_actions::routes())
+        .merge(images::routes())
         .merge(server_meta::routes())
         .merge(server_tags::routes())
+        .merge(server_volumes::routes())
         .merge(instance_actions::routes())
         .merge(server_groups::routes())
         .fallback(not_found)
@@ -163,6 +167,7 @@ fn strip_project(mut req: Request) -> Request {
 
 /// The bases of the links a response carries: `self` under `<root>/v2.1`, `bookmark` under
 /// `<root>`, both with the URL's project id when the request had one.
+#[derive(Clone)]
 pub struct Links {
     pub self_base: String,
     pub bookmark_base: String,

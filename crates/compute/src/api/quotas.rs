@@ -90,6 +90,21 @@ async fn limits_of(svc: &ComputeService, project: &str, user: Option<&str>) -> N
     Ok(l)
 }
 
+/// One resource's limit for a user of a project (for checks no write has to hold, such as
+/// `createImage`'s image metadata).
+pub async fn limit(
+    svc: &ComputeService,
+    project: &str,
+    user: &str,
+    resource: &str,
+) -> NovaResult<i64> {
+    Ok(limits_of(svc, project, Some(user))
+        .await?
+        .get(resource)
+        .copied()
+        .unwrap_or(-1))
+}
+
 /// One resource's limit for a user of a project, read inside a write (for checks that must
 /// hold when the write lands).
 pub async fn limit_tx(
@@ -99,11 +114,22 @@ pub async fn limit_tx(
     user: &str,
     resource: &str,
 ) -> strata_core::Result<i64> {
+    let l = limits_tx(tx, cfg, project, user).await?;
+    Ok(l.get(resource).copied().unwrap_or(-1))
+}
+
+/// Every limit of `user` in `project` (read inside the transaction that consumes them).
+pub async fn limits_tx(
+    tx: &mut Tx,
+    cfg: &ComputeConfig,
+    project: &str,
+    user: &str,
+) -> strata_core::Result<Limits> {
     let mut l = configured(cfg);
     overlay(&mut l, &db::quota_class_tx(tx, "default").await?);
     overlay(&mut l, &db::quota_overrides_tx(tx, project, "").await?);
     overlay(&mut l, &db::quota_overrides_tx(tx, project, user).await?);
-    Ok(l.get(resource).copied().unwrap_or(-1))
+    Ok(l)
 }
 
 /// What a project (or one user in it) holds: its live servers' count, cores and RAM, its

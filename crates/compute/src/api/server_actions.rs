@@ -1,6 +1,6 @@
 //! `POST /servers/{id}/action`: Nova's server actions — reboot, stop/start, pause/unpause,
-//! suspend/resume, lock/unlock, rebuild, console output, security groups and the admin
-//! password.
+//! suspend/resume, lock/unlock, rebuild, console output, security groups, the admin password
+//! and `createImage` (the snapshot itself is the host agent's; `crate::snapshot`).
 //!
 //! The body names one action (`{"<action>": {...}}`, anything else is Nova's 400), whose
 //! schema is checked before the server is looked up, as Nova's validation decorators run
@@ -109,6 +109,7 @@ pub async fn server_action(
         "addSecurityGroup" => security_group(c, &arg, true).await,
         "removeSecurityGroup" => security_group(c, &arg, false).await,
         "changePassword" => change_password(c, &arg).await,
+        "createImage" => create_image(c, &arg).await,
         other => Err(NovaError::bad_request(format!(
             "There is no such action: {other}"
         ))),
@@ -1114,6 +1115,204 @@ async fn rebuild(c: Call, arg: &Value) -> NovaResult<Response> {
     let mut v = servers::view_one(&c.svc, &s, &mut cx, Shape::Core).await?;
     v["adminPass"] = json!(password);
     Ok((StatusCode::ACCEPTED, Json(json!({ "server": v }))).into_response())
+}
+
+// ------------------------------------------------------------------ createImage
+
+/// The `vm_state`s a server is snapshotted in (`API.snapshot`).
+const SNAPSHOT_STATES: &[&str] = &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED];
+
+/// Properties of the server's image a snapshot does not inherit: Nova's
+/// `NON_INHERITABLE_IMAGE_PROPERTIES` and `[DEFAULT] non_inheritable_image_properties`
+/// defaults, the formats (set as attributes), and what Glance reserves.
+const NOT_INHERITED: &[&str] = &[
+    "cinder_encryption_key_id",
+    "cinder_encryption_key_deletion_policy",
+    "img_signature",
+    "img_signature_hash_method",
+    "img_signature_key_type",
+    "img_signature_certificate_uuid",
+    "cache_in_nova",
+    "bittorrent",
+    "disk_format",
+    "container_format",
+    "location",
+    "locations",
+    "deleted",
+    "deleted_at",
+];
+
+/// `{"name": ..., "metadata": {...}}` as Nova's `create_image` schema checks it.
+fn parse_create_image(arg: &Value) -> NovaResult<(String, BTreeMap<String, String>)> {
+    let m = schema::object(arg, Some("createImage"))?;
+    schema::only(m, &["name", "metadata"], Some("createImage"), arg)?;
+    let name = schema::name(
+        schema::require(m, "name", Some("createImage"), arg)?,
+        "name",
+    )?;
+    let metadata = match m.get("metadata") {
+        Some(v) => servers::metadata(v, "metadata")?,
+        None => BTreeMap::new(),
+    };
+    Ok((name.to_string(), metadata))
+}
+
+/// The image a snapshot fills, as Nova's `compute_utils.create_image` makes it: the server's
+/// image's formats, `min_ram`/`min_disk` and inheritable properties, then `instance_uuid`,
+/// `user_id`, `image_type: snapshot`, `base_image_ref`, then the request's metadata; private to
+/// the caller's project (shared with the server's project when an admin snapshots another
+/// project's server). Created `queued` as the caller; `(id, disk_format, container_format)`.
+async fn create_snapshot_image(
+    c: &Call,
+    s: &Server,
+    name: &str,
+    metadata: &BTreeMap<String, String>,
+) -> NovaResult<(String, String, String)> {
+    let base = if s.image_ref.is_empty() {
+        Value::Null
+    } else {
+        let ctx = crate::controller::service_context(&s.project_id);
+        match c
+            .svc
+            .glance(ctx, Method::GET, &format!("/images/{}", s.image_ref), None)
+            .await
+        {
+            Some(a) if a.ok() => a.body,
+            _ => Value::Null,
+        }
+    };
+    let disk_format = base["disk_format"].as_str().unwrap_or("raw").to_string();
+    let container_format = base["container_format"]
+        .as_str()
+        .unwrap_or("bare")
+        .to_string();
+    let mut img = Map::new();
+    for (k, v) in &s.image_properties {
+        if !NOT_INHERITED.contains(&k.as_str()) && !k.starts_with("os_glance") {
+            img.insert(k.clone(), json!(v));
+        }
+    }
+    if !s.image_ref.is_empty() {
+        img.insert("base_image_ref".into(), json!(s.image_ref));
+    }
+    img.insert("instance_uuid".into(), json!(s.id));
+    img.insert("user_id".into(), json!(c.auth.user()));
+    img.insert("image_type".into(), json!("snapshot"));
+    let shared = c.auth.project() != s.project_id;
+    if shared {
+        img.insert("instance_owner".into(), json!(s.project_id));
+    }
+    for (k, v) in metadata {
+        img.insert(k.clone(), json!(v));
+    }
+    img.insert("name".into(), json!(name));
+    img.insert("disk_format".into(), json!(disk_format));
+    img.insert("container_format".into(), json!(container_format));
+    img.insert(
+        "visibility".into(),
+        json!(if shared { "shared" } else { "private" }),
+    );
+    img.insert(
+        "min_ram".into(),
+        json!(base["min_ram"].as_i64().unwrap_or(0)),
+    );
+    img.insert(
+        "min_disk".into(),
+        json!(base["min_disk"].as_i64().unwrap_or(0)),
+    );
+    let Some(a) = c
+        .svc
+        .glance(c.ctx(), Method::POST, "/images", Some(&Value::Object(img)))
+        .await
+    else {
+        return Err(NovaError::conflict(
+            "There is no image service to snapshot into.",
+        ));
+    };
+    let id = match a.status {
+        StatusCode::CREATED => a.body["id"].as_str().unwrap_or_default().to_string(),
+        StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => {
+            return Err(NovaError::bad_request(a.message()))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => return Err(NovaError::over_quota(a.message())),
+        _ => {
+            tracing::warn!(server = %s.id, error = %a.message(), "creating a snapshot image");
+            return Err(NovaError::internal());
+        }
+    };
+    if shared {
+        // The server's project may see (and accept) the image.
+        let body = json!({"member": s.project_id});
+        let path = format!("/images/{id}/members");
+        if let Some(m) = c
+            .svc
+            .glance(c.ctx(), Method::POST, &path, Some(&body))
+            .await
+        {
+            if !m.ok() {
+                tracing::warn!(image = %id, error = %m.message(), "sharing a snapshot");
+            }
+        }
+    }
+    Ok((id, disk_format, container_format))
+}
+
+/// `createImage`: 202 once the image exists (`queued`) and the server's host is asked for the
+/// snapshot; `Location` of the image up to 2.44, `{"image_id"}` from 2.45. As in Nova the lock
+/// is not checked (a lock guards against changes; a snapshot changes nothing), and the image
+/// metadata counts against `metadata_items` only up to 2.38.
+async fn create_image(c: Call, arg: &Value) -> NovaResult<Response> {
+    let (name, metadata) = parse_create_image(arg)?;
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:servers:create_image")?;
+    if !c.mv.at_least(39) && !metadata.is_empty() {
+        let limit =
+            super::quotas::limit(&c.svc, c.auth.project(), c.auth.user(), "metadata_items").await?;
+        if limit >= 0 && metadata.len() as i64 > limit {
+            return Err(NovaError::over_quota("Image metadata limit exceeded"));
+        }
+    }
+    if s.boot_from_volume() {
+        return Err(NovaError::conflict(format!(
+            "Snapshots of volume-backed instances are not supported yet (instance {}).",
+            s.id
+        )));
+    }
+    check_state(&s, SNAPSHOT_STATES, &[None], "createImage")?;
+    check_host(&s)?;
+    let (image_id, disk_format, container_format) =
+        create_snapshot_image(&c, &s, &name, &metadata).await?;
+    let job = crate::server::SnapshotJob {
+        image_id: image_id.clone(),
+        owner_project: c.auth.project().to_string(),
+        disk_format,
+        container_format,
+    };
+    let written = mutate_with(
+        &c.svc,
+        &c.id,
+        c.record("createImage", crate::snapshot::EVENT),
+        move |n| {
+            check_state(n, SNAPSHOT_STATES, &[None], "createImage")?;
+            check_host(n)?;
+            n.task_state = Some(task::IMAGE_SNAPSHOT.into());
+            n.snapshot = Some(job.clone());
+            n.generation += 1;
+            Ok(())
+        },
+    )
+    .await;
+    if let Err(e) = written {
+        // The server changed (or went) since it was checked: no snapshot, no image.
+        let path = format!("/images/{image_id}");
+        let _ = c.svc.glance(c.ctx(), Method::DELETE, &path, None).await;
+        return Err(e);
+    }
+    if c.mv.at_least(45) {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "image_id": image_id }))).into_response());
+    }
+    let location = c.svc.image_url(&image_id);
+    Ok((StatusCode::ACCEPTED, [(http::header::LOCATION, location)]).into_response())
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub fn routes() -> Router<ComputeService> {
         .route("/servers/{id}/ips/{network}", get(ips_show))
         .route(
             "/os-security-groups",
-            get(secgroup_list).post(secgroup_create),
+            get(secgroup_list)
+                .post(secgroup_create)
+                .delete(secgroup_delete_without_id),
         )
         .route(
             "/os-security-groups/{id}",
@@ -566,6 +568,11 @@ fn group_body(body: &Value) -> NovaResult<(String, String)> {
     let name = schema::string(&m["name"], "name", 0, 255)?.to_string();
     let description = schema::string(&m["description"], "description", 0, 255)?.to_string();
     Ok((name, description))
+}
+
+/// `DELETE /os-security-groups/` (no id): Nova's router finds nothing there, a 404.
+async fn secgroup_delete_without_id(_auth: Auth) -> NovaResult<StatusCode> {
+    Err(NovaError::not_found("The resource could not be found."))
 }
 
 /// `POST /os-security-groups`: 200.

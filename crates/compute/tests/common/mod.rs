@@ -26,6 +26,7 @@ pub struct Stack {
     pub svc: ComputeService,
     pub network: strata_network::NetworkService,
     pub image: strata_image::ImageService,
+    pub volume: strata_volume::VolumeService,
     pub app: Router,
     /// The image store's directory.
     pub dir: tempfile::TempDir,
@@ -138,10 +139,22 @@ impl Stack {
             "http://test",
             strata_core::config::NetworkConfig::default(),
         );
+        let volume = strata_volume::VolumeService::new(
+            db.store.clone(),
+            Arc::new(identity.clone()),
+            "http://test",
+            Some(Arc::new(
+                strata_volume::LocalBackend::new(dir.path().join("volumes"), "qemu-img")
+                    .expect("volume store"),
+            )),
+            Arc::new(image.clone()),
+            strata_core::config::VolumeConfig::default(),
+        );
+        volume.init().await.expect("volume init");
         let svc = svc.with_peers(strata_compute::Peers {
             network: Some(network.router()),
             image: Some(image.router()),
-            volume: None,
+            volume: Some(volume.router()),
         });
         svc.init().await.expect("compute init");
         let app = strata_api::assemble(
@@ -149,6 +162,7 @@ impl Stack {
                 ("/identity", identity.router()),
                 ("/image", image.router()),
                 ("/network", network.router()),
+                ("/volume", volume.router()),
                 ("/compute", svc.router()),
                 ("/agent", svc.agent_router()),
             ],
@@ -160,6 +174,7 @@ impl Stack {
             svc,
             network,
             image,
+            volume,
             app,
             dir,
             admin: String::new(),
