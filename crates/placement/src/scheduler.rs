@@ -385,15 +385,36 @@ fn image_properties_ok(h: &HostState, props: &BTreeMap<String, String>) -> bool 
 
 // ------------------------------------------------------------------ weighers
 
-/// Free capacity per tree (by root) of RAM, VCPU and disk after current usage, in one pass.
-fn free_by_root(snap: &Snapshot) -> HashMap<&str, [f64; 3]> {
-    let mut out: HashMap<&str, [f64; 3]> = HashMap::with_capacity(snap.providers.len());
-    for p in snap.providers.values() {
-        let e = out.entry(p.provider.root_uuid.as_str()).or_default();
+/// Free capacity per tree of RAM, VCPU and disk after current usage, for the trees rooted at
+/// `roots` (the hosts being weighed, not every provider).
+fn free_by_root<'s>(
+    snap: &'s Snapshot,
+    roots: impl Iterator<Item = &'s str>,
+) -> HashMap<&'s str, [f64; 3]> {
+    let mut out: HashMap<&str, [f64; 3]> = roots.map(|r| (r, [0.0; 3])).collect();
+    let add = |e: &mut [f64; 3], p: &crate::ProviderState| {
         for (i, rc) in ["MEMORY_MB", "VCPU", "DISK_GB"].iter().enumerate() {
             if let Some(inv) = p.inventories.get(*rc) {
                 let used = p.used.get(*rc).copied().unwrap_or(0);
                 e[i] += ((inv.total - inv.reserved) as f64 * inv.allocation_ratio) - used as f64;
+            }
+        }
+    };
+    if snap
+        .providers
+        .values()
+        .any(|p| p.provider.parent_uuid.is_some())
+    {
+        // Nested trees: every provider adds to its root's total.
+        for p in snap.providers.values() {
+            if let Some(e) = out.get_mut(p.provider.root_uuid.as_str()) {
+                add(e, p);
+            }
+        }
+    } else {
+        for (root, e) in out.iter_mut() {
+            if let Some(p) = snap.get(root) {
+                add(e, p);
             }
         }
     }
@@ -430,8 +451,24 @@ pub fn select(
     spec: &RequestSpec,
     weights: &Weights,
 ) -> Result<Vec<Selection>, NoValidHost> {
-    let by_provider: BTreeMap<&str, &HostState> =
-        hosts.iter().map(|h| (h.provider.as_str(), h)).collect();
+    // Hosts sorted by provider (as compute keeps them) are found by binary search; others
+    // through an index built here.
+    let sorted = hosts.windows(2).all(|w| w[0].provider <= w[1].provider);
+    let index: HashMap<&str, &HostState> = if sorted {
+        HashMap::new()
+    } else {
+        hosts.iter().map(|h| (h.provider.as_str(), h)).collect()
+    };
+    let host_of = |root: &str| -> Option<&HostState> {
+        if sorted {
+            hosts
+                .binary_search_by(|h| h.provider.as_str().cmp(root))
+                .ok()
+                .map(|i| &hosts[i])
+        } else {
+            index.get(root).copied()
+        }
+    };
     let mut options: Vec<(&HostState, &Candidate)> = Vec::new();
     let mut refused: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -444,7 +481,7 @@ pub fn select(
         else {
             continue;
         };
-        let Some(h) = by_provider.get(root) else {
+        let Some(h) = host_of(root) else {
             continue;
         };
         match refusal(h, spec) {
@@ -468,7 +505,7 @@ pub fn select(
         };
         return Err(NoValidHost(why));
     }
-    let free = free_by_root(snap);
+    let free = free_by_root(snap, options.iter().map(|(h, _)| h.provider.as_str()));
     let free_of =
         |h: &HostState, i: usize| free.get(h.provider.as_str()).map(|f| f[i]).unwrap_or(0.0);
     let col = |f: &dyn Fn(&HostState) -> f64| -> Vec<f64> {
