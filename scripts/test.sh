@@ -5,7 +5,8 @@
 #   1. installs what is missing from Debian (apt-get update only when something is missing)
 #   2. creates/reuses the Python venv $STRATA_VENV (default /var/tmp/strata-venv) from
 #      tests/e2e/requirements.txt, reinstalling only when that file changes
-#   3. starts (or reuses) a private PostgreSQL (scripts/pg-test-server.sh) for the store tests
+#   3. starts (or reuses) a private PostgreSQL (scripts/pg-test-server.sh) for the store tests,
+#      and libvirt (scripts/libvirt-up.sh) for the libvirt driver's guest test
 #   4. cargo build -p strata; cargo nextest run --workspace
 #   5. pytest tests/e2e against the built binary
 #   6. scripts/tempest-identity.sh: Tempest identity, image, volume and network tests; the
@@ -59,6 +60,9 @@ command -v cc >/dev/null || need+=(gcc libc6-dev)    # C parts of crates (bundle
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v git >/dev/null || need+=(git)
 command -v qemu-img >/dev/null || need+=(qemu-utils)  # image tests compare virtual sizes with qemu-img
+# the libvirt guest test: its guest is a Debian kernel + busybox initramfs (tests/e2e/guest)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -94,6 +98,13 @@ PG_STARTED=1   # --down only stops a server pg-test-server.sh itself started
 STRATA_TEST_POSTGRES_URL=$(bash "$ROOT/scripts/pg-test-server.sh" | tail -1)
 export STRATA_TEST_POSTGRES_URL
 echo "STRATA_TEST_POSTGRES_URL=$STRATA_TEST_POSTGRES_URL"
+
+# libvirt (and QEMU, genisoimage) for the libvirt driver's guest test: installed when missing,
+# libvirtd and virtlogd started by hand (no systemd); left running like the venv is left.
+stage "libvirt"
+bash "$ROOT/scripts/libvirt-up.sh" || broken libvirt "scripts/libvirt-up.sh failed"
+# The guest test fails (instead of skipping) when libvirt is missing.
+export STRATA_REQUIRE_LIBVIRT=1
 
 # --- 4. Rust --------------------------------------------------------------------------------------
 BUILD_OK=0
@@ -136,7 +147,7 @@ export STRATA_BIN
 if [ $BUILD_OK = 1 ]; then
   stage "pytest tests/e2e"
   prc=0
-  "$STRATA_VENV/bin/pytest" tests/e2e -q --junitxml="$WORK/pytest.xml" || prc=$?
+  "$STRATA_VENV/bin/pytest" tests/e2e -q --durations=12 --junitxml="$WORK/pytest.xml" || prc=$?
   if [ -f "$WORK/pytest.xml" ]; then
     read -r p f < <(junit_counts "$WORK/pytest.xml")
     count pytest "$p" "$f"

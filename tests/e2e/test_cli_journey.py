@@ -283,7 +283,9 @@ def test_application_credential(osc, server, admin_ids, name):
                 "--os-auth-url", server.identity_url,
                 "--os-identity-api-version", "3",
                 "--os-application-credential-id", cred["ID"],
-                "--os-application-credential-secret", secret]
+                # `=`: a generated secret may start with "-", which argparse would take for an
+                # option.
+                f"--os-application-credential-secret={secret}"]
     tok = osc.json(*app_auth, "token", "issue", use_cloud=False)
     assert tok["project_id"] == admin_ids["project_id"]
     assert tok["user_id"] == admin_ids["user_id"]

@@ -153,6 +153,22 @@ pub struct InstanceSpec {
     /// the agent has uploaded it or reported it failed. Older servers send none.
     #[serde(default)]
     pub snapshot: Option<SnapshotRequest>,
+    /// What the guest's metadata (a config drive) tells it about itself. Older servers send
+    /// none of these.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub launch_index: i64,
+    /// The image's properties as the server recorded them at boot (`kernel_id`,
+    /// `ramdisk_id`, `os_command_line`, `hw_*`).
+    #[serde(default)]
+    pub image_properties: std::collections::BTreeMap<String, String>,
 }
 
 /// A snapshot to take of a guest: its root disk, written to a file in `disk_format` and
@@ -253,6 +269,17 @@ pub trait ControlPlane: Send + Sync {
     ) -> ApiFuture<'a, ()> {
         Box::pin(async { Err(not_served("snapshot failures")) })
     }
+    /// The image service's record of image `image_id` (Glance's image document: `disk_format`,
+    /// `container_format`, `size`, `os_hash_algo`, `os_hash_value`, properties), for a driver
+    /// that builds disks from images.
+    fn image<'a>(&'a self, _image_id: &'a str) -> ApiFuture<'a, Value> {
+        Box::pin(async { Err(not_served("image reads")) })
+    }
+    /// Writes the data of image `image_id` to the file `dest` (created or replaced, streamed);
+    /// answers the number of bytes written.
+    fn download_image<'a>(&'a self, _image_id: &'a str, _dest: &'a Path) -> ApiFuture<'a, u64> {
+        Box::pin(async { Err(not_served("image downloads")) })
+    }
 }
 
 /// The refusal of a call a [`ControlPlane`] implementation does not serve.
@@ -267,7 +294,9 @@ fn not_served(what: &str) -> ApiError {
 /// /agent/v1/hosts/{host}/heartbeat`, `GET /agent/v1/hosts/{host}/instances?after=&wait=`,
 /// `PUT /agent/v1/instances/{uuid}/report`, `PUT /agent/v1/instances/{uuid}/snapshot/{image}`
 /// (the raw snapshot, `application/octet-stream`) and
-/// `PUT /agent/v1/instances/{uuid}/snapshot/{image}/fault` (a [`Fault`]).
+/// `PUT /agent/v1/instances/{uuid}/snapshot/{image}/fault` (a [`Fault`]); images for drivers
+/// that build disks from them: `GET /agent/v1/images/{image}` (Glance's record) and
+/// `GET /agent/v1/images/{image}/file` (the data).
 pub struct HttpControlPlane {
     base: String,
     token: std::sync::Mutex<Option<String>>,
@@ -354,32 +383,19 @@ impl HttpControlPlane {
         body: Option<Value>,
         timeout: Duration,
     ) -> Result<Option<T>, ApiError> {
-        let mut attempt = 0;
-        let resp = loop {
-            attempt += 1;
-            let token = self.token().await?;
-            let mut req = self
-                .client
-                .request(method.clone(), format!("{}/agent/v1{path}", self.base))
-                .header("X-Auth-Token", token)
-                .timeout(timeout);
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| ApiError::Unreachable(e.to_string()))?;
-            // An expired or revoked token: authenticate again once.
-            if resp.status() == reqwest::StatusCode::UNAUTHORIZED
-                && self.password.is_some()
-                && attempt == 1
-            {
-                self.remember(None);
-                continue;
-            }
-            break resp;
-        };
+        let resp = self
+            .send(|token| {
+                let mut req = self
+                    .client
+                    .request(method.clone(), format!("{}/agent/v1{path}", self.base))
+                    .header("X-Auth-Token", token)
+                    .timeout(timeout);
+                if let Some(b) = &body {
+                    req = req.json(b);
+                }
+                std::future::ready(Ok(req))
+            })
+            .await?;
         let status = resp.status();
         let text = resp
             .text()
@@ -408,20 +424,43 @@ impl HttpControlPlane {
     /// `PUT /agent/v1{path}` with the file at `file` as the raw body
     /// (`application/octet-stream`, streamed); the answer's body is ignored.
     async fn upload(&self, path: &str, file: &Path) -> Result<(), ApiError> {
+        let resp = self
+            .send(|token| async move {
+                let body = FileBody::open(file)
+                    .await
+                    .map_err(|e| ApiError::Decode(format!("reading {}: {e}", file.display())))?;
+                Ok(self
+                    .client
+                    .put(format!("{}/agent/v1{path}", self.base))
+                    .header("X-Auth-Token", token)
+                    .header("Content-Type", "application/octet-stream")
+                    .body(reqwest::Body::wrap(body))
+                    .timeout(UPLOAD_TIMEOUT))
+            })
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(ApiError::Refused {
+            status: status.as_u16(),
+            body: resp.text().await.unwrap_or_default(),
+        })
+    }
+
+    /// Sends the request `build` makes with a token, and once more with a new one when the
+    /// token is refused (expired or revoked: 401) and the agent can authenticate again.
+    async fn send<F, Fut>(&self, build: F) -> Result<reqwest::Response, ApiError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<reqwest::RequestBuilder, ApiError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let token = self.token().await?;
-            let body = FileBody::open(file)
-                .await
-                .map_err(|e| ApiError::Decode(format!("reading {}: {e}", file.display())))?;
-            let resp = self
-                .client
-                .put(format!("{}/agent/v1{path}", self.base))
-                .header("X-Auth-Token", token)
-                .header("Content-Type", "application/octet-stream")
-                .body(reqwest::Body::wrap(body))
-                .timeout(UPLOAD_TIMEOUT)
+            let resp = build(token)
+                .await?
                 .send()
                 .await
                 .map_err(|e| ApiError::Unreachable(e.to_string()))?;
@@ -432,14 +471,7 @@ impl HttpControlPlane {
                 self.remember(None);
                 continue;
             }
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            return Err(ApiError::Refused {
-                status: status.as_u16(),
-                body: resp.text().await.unwrap_or_default(),
-            });
+            return Ok(resp);
         }
     }
 }
@@ -588,6 +620,61 @@ impl ControlPlane for HttpControlPlane {
             .map(|_| ())
         })
     }
+    fn image<'a>(&'a self, image_id: &'a str) -> ApiFuture<'a, Value> {
+        Box::pin(async move {
+            self.call::<Value>(
+                reqwest::Method::GET,
+                &format!("/images/{image_id}"),
+                None,
+                CALL_TIMEOUT,
+            )
+            .await?
+            .ok_or_else(|| ApiError::Decode(format!("no record of image {image_id}")))
+        })
+    }
+    fn download_image<'a>(&'a self, image_id: &'a str, dest: &'a Path) -> ApiFuture<'a, u64> {
+        Box::pin(async move {
+            self.download(&format!("/images/{image_id}/file"), dest)
+                .await
+        })
+    }
+}
+
+impl HttpControlPlane {
+    /// `GET /agent/v1{path}`, its body streamed into the file `dest`.
+    async fn download(&self, path: &str, dest: &Path) -> Result<u64, ApiError> {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = self
+            .send(|token| {
+                std::future::ready(Ok(self
+                    .client
+                    .get(format!("{}/agent/v1{path}", self.base))
+                    .header("X-Auth-Token", token)
+                    .timeout(UPLOAD_TIMEOUT)))
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ApiError::Refused {
+                status: status.as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        let io = |e: std::io::Error| ApiError::Decode(format!("writing {}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?
+        {
+            file.write_all(&chunk).await.map_err(io)?;
+            n += chunk.len() as u64;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -617,6 +704,12 @@ mod tests {
                 disk_format: "raw".into(),
                 container_format: "bare".into(),
             }),
+            display_name: None,
+            project_id: None,
+            availability_zone: None,
+            key_name: None,
+            launch_index: 0,
+            image_properties: Default::default(),
         };
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(

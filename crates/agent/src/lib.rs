@@ -9,7 +9,11 @@
 //! (or the failure reported) and removed.
 //!
 //! Drivers: [`FakeHypervisor`] (in memory, instant; for scale and API tests, with injectable
-//! spawn and snapshot failures) here; libvirt/QEMU next.
+//! spawn and snapshot failures) here, and [`libvirt::LibvirtDriver`] (QEMU guests through
+//! libvirt, with config drives from [`configdrive`]).
+
+pub mod configdrive;
+pub mod libvirt;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use strata_agent_api::{
     ApiError, ControlPlane, Disk, Fault, HostRegistration, InstanceReport, InstanceSpec, Power,
-    PowerState, SnapshotRequest,
+    PowerState, SnapshotRequest, Vif,
 };
 use tokio::sync::watch;
 
@@ -49,6 +53,12 @@ pub struct HostResources {
 /// A hypervisor driver.
 pub trait Hypervisor: Send + Sync {
     fn name(&self) -> &str;
+    /// How often the agent looks at its guests when nothing it is given changes (power
+    /// states, console output, volumes): a driver whose guests change by themselves says
+    /// less than the default 30 s.
+    fn resync_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
     fn resources(&self) -> HvFuture<'_, HostResources>;
     /// Every guest on the host with its power state.
     fn list(&self) -> HvFuture<'_, Vec<(String, PowerState)>>;
@@ -82,6 +92,29 @@ pub trait Hypervisor: Send + Sync {
     }
     /// Detaches a volume from the guest; one not attached is no error.
     fn detach_volume<'a>(&'a self, _uuid: &'a str, _volume_id: &'a str) -> HvFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The MAC addresses of the guest's NICs, when the driver tracks them (`None`: it does
+    /// not, and the agent leaves NICs as the guest was spawned).
+    fn interfaces<'a>(&'a self, _uuid: &'a str) -> HvFuture<'a, Option<Vec<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Plugs a NIC for `vif` into the guest, running or not (Nova's `attach_interface`).
+    fn attach_interface<'a>(&'a self, _uuid: &'a str, vif: &'a Vif) -> HvFuture<'a, ()> {
+        let message = format!(
+            "the {} driver cannot attach interfaces (port {})",
+            self.name(),
+            vif.port_id
+        );
+        Box::pin(async move {
+            Err(HvError {
+                message,
+                retryable: false,
+            })
+        })
+    }
+    /// Unplugs the guest's NIC with MAC address `mac`; one not plugged is no error.
+    fn detach_interface<'a>(&'a self, _uuid: &'a str, _mac: &'a str) -> HvFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
     /// Writes a snapshot of the guest's root disk to the file `dest` (created or replaced) in
@@ -138,6 +171,9 @@ struct FakeGuest {
     /// The image the guest was built from (what its snapshots say they come from).
     #[serde(default)]
     image: Option<String>,
+    /// Its NICs' MAC addresses.
+    #[serde(default)]
+    macs: Vec<String>,
 }
 
 /// The fake hypervisor: guests are entries in a map, every action is instant.
@@ -337,6 +373,11 @@ impl Hypervisor for FakeHypervisor {
                         .map(|(v, d)| (v.to_string(), d.device_name.clone()))
                         .collect(),
                     image: spec.image_id.clone(),
+                    macs: spec
+                        .vifs
+                        .iter()
+                        .map(|v| v.mac_address.to_lowercase())
+                        .collect(),
                 });
             });
             Ok(())
@@ -451,6 +492,42 @@ impl Hypervisor for FakeHypervisor {
             }
         });
         Box::pin(async { Ok(()) })
+    }
+    fn interfaces<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, Option<Vec<String>>> {
+        let out = self.with(|g| match g.get(uuid) {
+            Some(guest) => Ok(Some(guest.macs.clone())),
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+    fn attach_interface<'a>(&'a self, uuid: &'a str, vif: &'a Vif) -> HvFuture<'a, ()> {
+        let out = self.with_mut(|g| match g.get_mut(uuid) {
+            Some(guest) => {
+                let mac = vif.mac_address.to_lowercase();
+                if !guest.macs.contains(&mac) {
+                    guest.macs.push(mac);
+                }
+                Ok(())
+            }
+            None => Err(missing(uuid)),
+        });
+        Box::pin(async move { out })
+    }
+    fn detach_interface<'a>(&'a self, uuid: &'a str, mac: &'a str) -> HvFuture<'a, ()> {
+        let mac = mac.to_lowercase();
+        self.with_mut(|g| {
+            if let Some(guest) = g.get_mut(uuid) {
+                guest.macs.retain(|m| *m != mac);
+            }
+        });
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl FakeHypervisor {
+    /// The MAC addresses of a guest's NICs (for tests).
+    pub fn interfaces_of(&self, uuid: &str) -> Vec<String> {
+        self.with(|g| g.get(uuid).map(|g| g.macs.clone()).unwrap_or_default())
     }
 }
 
@@ -657,6 +734,25 @@ impl NodeAgent {
                         acted += 1;
                     }
                 }
+                // NICs (where the driver tracks them): plug the ports given, unplug the others.
+                if let Some(have) = self.hv.interfaces(&spec.uuid).await? {
+                    let want: Vec<String> = spec
+                        .vifs
+                        .iter()
+                        .map(|v| v.mac_address.to_lowercase())
+                        .collect();
+                    for mac in have.iter().filter(|m| !want.contains(&m.to_lowercase())) {
+                        self.hv.detach_interface(&spec.uuid, mac).await?;
+                        acted += 1;
+                    }
+                    for vif in &spec.vifs {
+                        let mac = vif.mac_address.to_lowercase();
+                        if !have.iter().any(|h| h.to_lowercase() == mac) {
+                            self.hv.attach_interface(&spec.uuid, vif).await?;
+                            acted += 1;
+                        }
+                    }
+                }
                 Ok(())
             }
             .await;
@@ -783,7 +879,7 @@ impl NodeAgent {
         loop {
             let next = tokio::select! {
                 _ = stop.changed() => break,
-                d = self.server.desired(&self.host, after, Duration::from_secs(30)) => d,
+                d = self.server.desired(&self.host, after, self.hv.resync_interval()) => d,
             };
             match next {
                 Ok(d) => {

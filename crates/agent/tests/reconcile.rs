@@ -157,6 +157,12 @@ fn spec(uuid: &str, generation: i64, power: Power) -> InstanceSpec {
         key_data: None,
         config_drive: false,
         snapshot: None,
+        display_name: None,
+        project_id: None,
+        availability_zone: None,
+        key_name: None,
+        launch_index: 0,
+        image_properties: Default::default(),
     }
 }
 
@@ -282,6 +288,34 @@ async fn volumes_follow_the_spec_and_are_reported() {
     agent.reconcile(&[a4]).await.unwrap();
     assert!(hv.volumes("a").contains_key("data"));
     assert_eq!(hv.guests()["a"].0, Power::Shutdown);
+}
+
+fn vif(port: &str, mac: &str) -> strata_agent_api::Vif {
+    strata_agent_api::Vif {
+        port_id: port.into(),
+        mac_address: mac.into(),
+        network_id: "net".into(),
+        mtu: 1450,
+        vif_type: "tap".into(),
+        fixed_ips: vec![],
+    }
+}
+
+#[tokio::test]
+async fn nics_follow_the_spec_without_a_reboot() {
+    let (_server, hv, agent) = setup();
+    let mut a = spec("a", 1, Power::Running);
+    a.vifs = vec![vif("p1", "fa:16:3e:00:00:01")];
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(hv.interfaces_of("a"), vec!["fa:16:3e:00:00:01"]);
+    // A port given later is plugged (os-interface attach), one taken away unplugged.
+    let mut a2 = spec("a", 2, Power::Running);
+    a2.vifs = vec![vif("p2", "FA:16:3E:00:00:02")];
+    agent.reconcile(std::slice::from_ref(&a2)).await.unwrap();
+    assert_eq!(hv.interfaces_of("a"), vec!["fa:16:3e:00:00:02"]);
+    assert_eq!(hv.guests()["a"].1, 1, "plugged without a reboot");
+    // Nothing to do when they match.
+    assert_eq!(agent.reconcile(std::slice::from_ref(&a2)).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -148,6 +148,34 @@ pub async fn call_raw(
     }
 }
 
+/// Sends `GET path` to `router` as `caller` and answers the callee's response as it is, its
+/// body not read (a download streamed on to somewhere else).
+pub async fn get_response(
+    router: &Router,
+    caller: Arc<AuthContext>,
+    path: &str,
+) -> http::Response<Body> {
+    let mut req = match Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::empty())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let mut resp = http::Response::new(Body::from(format!(
+                "{{\"message\": \"bad in-process request: {e}\"}}"
+            )));
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            return resp;
+        }
+    };
+    req.extensions_mut().insert(InProcessCaller(caller));
+    match router.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,26 @@ pub struct AgentArgs {
     /// A file holding the user's password (else the STRATA_AGENT_PASSWORD variable)
     #[arg(long)]
     pub password_file: Option<PathBuf>,
-    /// The hypervisor driver
-    #[arg(long, value_parser = ["fake"], default_value = "fake")]
+    /// The hypervisor driver: `fake` (in memory) or `libvirt` (QEMU guests through libvirt)
+    #[arg(long, value_parser = ["fake", "libvirt"], default_value = "fake")]
     pub driver: String,
+    /// libvirt: the connection URI
+    #[arg(long, default_value = "qemu:///system")]
+    pub libvirt_uri: String,
+    /// libvirt: `kvm`, `qemu` (TCG emulation) or `auto` (KVM on bare metal with /dev/kvm,
+    /// else TCG: nested KVM is not trusted)
+    #[arg(long, default_value = "auto")]
+    pub virt_type: String,
+    /// libvirt: where guests' disks, config drives and console logs live, and the image cache
+    #[arg(long, default_value = "/var/lib/strata/instances")]
+    pub instances_path: PathBuf,
+    /// libvirt: seconds a guest gets to power off cleanly before it is destroyed
+    #[arg(long, default_value_t = 60)]
+    pub shutdown_timeout: u64,
+    /// Where the agent stages snapshots before their upload [default: <instances-path>/snapshots
+    /// for libvirt, the system's temp dir otherwise]
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
     /// vCPUs the fake driver offers
     #[arg(long, default_value_t = 8)]
     pub vcpus: i64,
@@ -64,19 +81,35 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         &password,
         &args.project,
     ));
-    let mut hv = strata_agent::FakeHypervisor::new(args.vcpus, args.memory_mb, args.disk_gb);
-    if let Some(p) = &args.state_file {
-        hv = hv
-            .with_state_file(p)
-            .with_context(|| format!("reading the fake hypervisor's state {}", p.display()))?;
+    let (hv, work_dir): (Arc<dyn strata_agent::Hypervisor>, Option<PathBuf>) = if args.driver
+        == "libvirt"
+    {
+        use strata_agent::libvirt::{LibvirtConfig, LibvirtDriver, VirtType};
+        let virt = VirtType::parse(&args.virt_type).map_err(anyhow::Error::msg)?;
+        let mut cfg = LibvirtConfig::new(&args.instances_path, virt);
+        cfg.uri = args.libvirt_uri.clone();
+        cfg.shutdown_timeout = std::time::Duration::from_secs(args.shutdown_timeout);
+        tracing::info!(uri = %cfg.uri, virt_type = virt.domain_type(),
+                instances = %args.instances_path.display(), "libvirt driver");
+        let cp: Arc<dyn strata_agent_api::ControlPlane> = server.clone();
+        (
+            Arc::new(LibvirtDriver::new(cfg, cp)),
+            Some(args.instances_path.join("snapshots")),
+        )
+    } else {
+        let mut hv = strata_agent::FakeHypervisor::new(args.vcpus, args.memory_mb, args.disk_gb);
+        if let Some(p) = &args.state_file {
+            hv = hv
+                .with_state_file(p)
+                .with_context(|| format!("reading the fake hypervisor's state {}", p.display()))?;
+        }
+        (Arc::new(hv), None)
+    };
+    let mut agent = strata_agent::NodeAgent::new(host.clone(), args.host_ip.clone(), server, hv);
+    if let Some(d) = args.work_dir.clone().or(work_dir) {
+        agent = agent.with_work_dir(d);
     }
-    let hv = Arc::new(hv);
-    let agent = Arc::new(strata_agent::NodeAgent::new(
-        host.clone(),
-        args.host_ip.clone(),
-        server,
-        hv,
-    ));
+    let agent = Arc::new(agent);
     tracing::info!(%host, driver = %args.driver, server = %args.server, "node agent starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(agent.run(stop_rx));
