@@ -226,3 +226,218 @@ def test_an_agent_killed_goes_down_and_adopts_its_guests_when_back(tmp_path):
                 p.wait(timeout=30)
             log.close()
         s.stop()
+
+
+def _server(osc, img, sname, cloud=DEMO):
+    s = osc.json("server", "create", "--image", img, "--flavor", "m1.nano", "--network",
+                 "private", "--wait", sname, cloud=cloud)
+    assert s["status"] == "ACTIVE", s
+    return s
+
+
+def test_interfaces_and_usage_journey(osc, name, tmp_path):
+    """`server add network`/`add port`/`remove port` (os-interface) and `usage show`/`list`."""
+    img = _image(osc, name("img"), tmp_path)
+    s = _server(osc, img, name("nics"))
+    sid = s["id"]
+    net = osc.json("network", "create", name("net2"), cloud=DEMO)
+    osc.run("subnet", "create", "--network", net["id"], "--subnet-range", "10.77.0.0/24",
+            name("sub2"), cloud=DEMO)
+    # A NIC on the new network: a port made for the server, shown in its addresses.
+    osc.run("server", "add", "network", sid, net["id"], cloud=DEMO)
+    poll(lambda: net["name"] in osc.json("server", "show", sid, cloud=DEMO)["addresses"], 30,
+         "the new network in the server's addresses", interval=0.2)
+    made = osc.json("port", "list", "--server", sid, "--network", net["id"], cloud=DEMO)
+    assert len(made) == 1, made
+    # The user's own port: attached, then detached and kept (unbound).
+    pname = name("port")
+    port = osc.json("port", "create", "--network", "private", pname, cloud=DEMO)
+    osc.run("server", "add", "port", sid, pname, cloud=DEMO)
+    assert osc.json("port", "show", port["id"], cloud=DEMO)["device_id"] == sid
+    assert len(osc.json("port", "list", "--server", sid, cloud=DEMO)) == 3
+    osc.run("server", "remove", "port", sid, pname, cloud=DEMO)
+    kept = osc.json("port", "show", port["id"], cloud=DEMO)
+    assert kept["device_id"] == "", kept
+    ports = {p["ID"] for p in osc.json("port", "list", "--server", sid, cloud=DEMO)}
+    assert port["id"] not in ports and len(ports) == 2, ports
+    actions = [a["Action"] for a in osc.json("server", "event", "list", sid, cloud=DEMO)]
+    assert actions.count("attach_interface") == 2 and "detach_interface" in actions, actions
+    # Usage: the demo project's server counts (the admin asks for every project too).
+    def count(servers):
+        return len(servers) if isinstance(servers, list) else int(servers)
+
+    shown = osc.json("usage", "show", "--project", "demo")
+    assert count(shown["Servers"]) >= 1 and float(shown["CPU Hours"]) >= 0, shown
+    # (The SDK asks `detailed=True`, which Nova reads as not detailed: no server list here.)
+    listed = osc.json("usage", "list")
+    assert any(float(u["CPU Hours"]) > 0 for u in listed), listed
+    out = osc.fails("usage", "list", cloud=DEMO).output
+    assert "403" in out or "Policy" in out, out
+    osc.run("server", "delete", "--wait", sid, cloud=DEMO)
+    assert osc.json("port", "list", "--device-id", sid) == []
+    osc.run("port", "delete", port["id"], cloud=DEMO)
+    osc.run("network", "delete", net["id"], cloud=DEMO)
+
+
+def test_aggregate_journey(osc, name):
+    """`aggregate create/add host/set --property/show/remove host/delete`: the all-in-one's
+    host joins the aggregate's zone while it is in it."""
+    host = socket.gethostname()
+    agg = name("agg")
+    zone = name("az")
+    created = osc.json("aggregate", "create", "--zone", zone, agg)
+    assert created["name"] == agg and created["availability_zone"] == zone, created
+    try:
+        osc.run("aggregate", "add", "host", agg, host)
+        osc.run("aggregate", "set", "--property", "ssd=true", agg)
+        shown = osc.json("aggregate", "show", agg)
+        assert host in shown["hosts"], shown
+        props = shown["properties"]
+        assert props.get("ssd") == "true", shown
+        zones = {z["Zone Name"] for z in osc.json("availability", "zone", "list", "--compute")}
+        assert zone in zones, zones
+        services = osc.json("compute", "service", "list", "--host", host)
+        assert all(s["Zone"] == zone for s in services), services
+        out = osc.fails("aggregate", "delete", agg).output
+        assert "not empty" in out, out
+        out = osc.fails("aggregate", "create", agg).output
+        assert "already exists" in out, out
+    finally:
+        osc.run("aggregate", "remove", "host", agg, host, check=False)
+    osc.run("aggregate", "delete", agg)
+    out = osc.fails("aggregate", "show", agg).output
+    assert "No Aggregate found" in out or "404" in out or "not found" in out.lower(), out
+    services = osc.json("compute", "service", "list", "--host", host)
+    assert all(s["Zone"] == "nova" for s in services), services
+
+
+def test_snapshot_and_volumes_journey(osc, name, tmp_path):
+    """Features the journey above lacks: `server image create --wait` (createImage), `server
+    add volume`/`remove volume`, and booting from a volume (`server create --volume`)."""
+    img = _image(osc, name("img"), tmp_path)
+    s = _server(osc, img, name("vols"))
+    sid = s["id"]
+    # createImage: the snapshot becomes an active image of the project.
+    snap = name("snap")
+    osc.run("server", "image", "create", "--name", snap, "--wait", sid, cloud=DEMO)
+    shown = osc.json("image", "show", snap, cloud=DEMO)
+    assert shown["status"] == "active", shown
+    # A data volume attached and detached.
+    vol = osc.json("volume", "create", "--size", "1", name("data"), cloud=DEMO)["id"]
+    poll(lambda: osc.json("volume", "show", vol, cloud=DEMO)["status"] == "available", 60,
+         "volume available", interval=0.2)
+    osc.run("server", "add", "volume", sid, vol, cloud=DEMO)
+    poll(lambda: osc.json("volume", "show", vol, cloud=DEMO)["status"] == "in-use", 60,
+         "volume in-use", interval=0.2)
+    attached = osc.json("server", "show", sid, cloud=DEMO)["volumes_attached"]
+    assert vol in str(attached), attached
+    osc.run("server", "remove", "volume", sid, vol, cloud=DEMO)
+    poll(lambda: osc.json("volume", "show", vol, cloud=DEMO)["status"] == "available", 60,
+         "volume available again", interval=0.2)
+    osc.run("server", "delete", "--wait", sid, cloud=DEMO)
+    # Boot from a bootable volume made from the image.
+    boot = osc.json("volume", "create", "--size", "1", "--image", img, "--bootable",
+                    name("boot"), cloud=DEMO)["id"]
+    poll(lambda: osc.json("volume", "show", boot, cloud=DEMO)["status"] == "available", 120,
+         "boot volume available", interval=0.2)
+    bfv = osc.json("server", "create", "--volume", boot, "--flavor", "m1.nano", "--network",
+                   "private", "--wait", name("bfv"), cloud=DEMO)
+    assert bfv["status"] == "ACTIVE", bfv
+    assert boot in str(bfv["volumes_attached"]), bfv
+    assert osc.json("volume", "show", boot, cloud=DEMO)["status"] == "in-use"
+    osc.run("server", "delete", "--wait", bfv["id"], cloud=DEMO)
+    poll(lambda: osc.json("volume", "show", boot, cloud=DEMO)["status"] == "available", 60,
+         "boot volume released", interval=0.2)
+    for v in (vol, boot):
+        osc.run("volume", "delete", v, cloud=DEMO)
+    osc.run("image", "delete", snap, cloud=DEMO)
+
+
+def test_resize_and_shelve_journey(osc, name, tmp_path):
+    """`server resize --wait` to VERIFY_RESIZE, `server resize confirm`, a resize undone by
+    `server resize revert`, and `server shelve`/`unshelve`, on the all-in-one's single host
+    (`strata up` lets a resize stay on its host, as DevStack does)."""
+    img = _image(osc, name("img"), tmp_path)
+    sname = name("rs")
+    sid = _server(osc, img, sname)["id"]
+    osc.run("server", "resize", "--flavor", "m1.micro", "--wait", sid, cloud=DEMO)
+    shown = osc.json("server", "show", sid, cloud=DEMO)
+    assert shown["status"] == "VERIFY_RESIZE", shown
+    assert "m1.micro" in str(shown["flavor"]), shown
+    osc.run("server", "resize", "confirm", sid, cloud=DEMO)
+    _wait_status(osc, sid, "ACTIVE")
+    assert "m1.micro" in str(osc.json("server", "show", sid, cloud=DEMO)["flavor"])
+    # Resized, then reverted: back to m1.micro, still ACTIVE.
+    osc.run("server", "resize", "--flavor", "m1.tiny", "--wait", sid, cloud=DEMO)
+    assert _status(osc, sid) == "VERIFY_RESIZE"
+    assert "m1.tiny" in str(osc.json("server", "show", sid, cloud=DEMO)["flavor"])
+    osc.run("server", "resize", "revert", sid, cloud=DEMO)
+    _wait_status(osc, sid, "ACTIVE")
+    assert "m1.micro" in str(osc.json("server", "show", sid, cloud=DEMO)["flavor"])
+    # The admin sees both moves.
+    migs = osc.json("server", "migration", "list", "--server", sid)
+    assert sorted(m["Status"] for m in migs) == ["confirmed", "reverted"], migs
+    assert {m["Type"] for m in migs} == {"resize"}, migs
+    # Shelve: offloaded at once, with its snapshot image; unshelve brings it back.
+    osc.run("server", "shelve", "--wait", sid, cloud=DEMO)
+    shelved = osc.json("server", "show", sid)
+    assert shelved["status"] == "SHELVED_OFFLOADED", shelved
+    assert not shelved["OS-EXT-SRV-ATTR:host"], shelved
+    images = osc.json("image", "list", "--name", f"{sname}-shelved", cloud=DEMO)
+    assert len(images) == 1, images
+    osc.run("server", "unshelve", "--wait", sid, cloud=DEMO)
+    back = osc.json("server", "show", sid)
+    assert back["status"] == "ACTIVE" and back["OS-EXT-SRV-ATTR:host"] == socket.gethostname()
+    poll(lambda: osc.json("image", "list", "--name", f"{sname}-shelved", cloud=DEMO) == [],
+         30, "the shelved image deleted", interval=0.2)
+    actions = [a["Action"] for a in osc.json("server", "event", "list", sid, cloud=DEMO)]
+    for a in ("resize", "confirmResize", "revertResize", "shelve", "unshelve"):
+        assert a in actions, actions
+    # Not resized: nothing to confirm.
+    out = osc.fails("server", "resize", "confirm", sid, cloud=DEMO).output
+    assert "409" in out, out
+    osc.run("server", "delete", "--wait", sid, cloud=DEMO)
+
+
+def test_migrations_across_two_hosts(tmp_path):
+    """`server migrate --wait` (cold, admin) to the other host, `server migrate confirm`, then
+    `server migrate --live-migration` back, chosen by the scheduler and named with `--host`;
+    `server migration list` shows each."""
+    s = StrataServer(tmp_path / "data", extra_args=["--fake-hosts", "1"])
+    try:
+        s.start()
+        osc = Openstack(s)
+        poll(lambda: len(osc.json("hypervisor", "list")) == 2, 30, "two hypervisors")
+        img = _image(osc, "img", tmp_path, cloud="strata")
+        srv = osc.json("server", "create", "--image", img, "--flavor", "m1.nano", "--network",
+                       "private", "--wait", "mover")
+        sid, first = srv["id"], srv["OS-EXT-SRV-ATTR:host"]
+        osc.run("server", "migrate", "--wait", sid)
+        moved = osc.json("server", "show", sid)
+        assert moved["status"] == "VERIFY_RESIZE", moved
+        second = moved["OS-EXT-SRV-ATTR:host"]
+        assert second != first, moved
+        osc.run("server", "migrate", "confirm", sid)
+        _wait_status(osc, sid, "ACTIVE", cloud="strata")
+        assert osc.json("server", "show", sid)["OS-EXT-SRV-ATTR:host"] == second
+        # Live: the scheduler picks the only other host; then back again by name.
+        osc.run("server", "migrate", "--live-migration", "--wait", sid)
+        live = osc.json("server", "show", sid)
+        assert live["status"] == "ACTIVE" and live["OS-EXT-SRV-ATTR:host"] == first, live
+        osc.run("server", "migrate", "--live-migration", "--host", second, "--wait", sid)
+        poll(lambda: osc.json("server", "show", sid)["OS-EXT-SRV-ATTR:host"] == second, 30,
+             "live-migrated to the named host", interval=0.2)
+        _wait_status(osc, sid, "ACTIVE", cloud="strata")
+        migs = osc.json("server", "migration", "list", "--server", sid)
+        kinds = sorted((m["Type"], m["Status"]) for m in migs)
+        assert kinds == [("live-migration", "completed"), ("live-migration", "completed"),
+                         ("migration", "confirmed")], migs
+        # To the host it is on: refused (the CLI's microversion fails it after the 202).
+        out = osc.fails("server", "migrate", "--host", second, sid).output
+        assert "Cannot migrate to the host where the server exists" in out, out
+        osc.run("server", "delete", "--wait", sid)
+        usages = osc.json("--os-placement-api-version", "1.39", "resource", "provider",
+                          "list")
+        assert len(usages) == 2, usages
+    finally:
+        s.stop()

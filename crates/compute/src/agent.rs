@@ -15,7 +15,7 @@ use crate::ComputeService;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -55,6 +55,8 @@ pub fn router(svc: ComputeService) -> Router {
         .route("/v1/hosts/{host}/heartbeat", post(host_heartbeat))
         .route("/v1/hosts/{host}/instances", get(host_instances))
         .route("/v1/instances/{uuid}/report", put(instance_report))
+        .route("/v1/images/{image}", get(image_record))
+        .route("/v1/images/{image}/file", get(image_file))
         .route(
             "/v1/instances/{uuid}/snapshot/{image}",
             put(snapshot_upload.layer(axum::extract::DefaultBodyLimit::disable())),
@@ -213,6 +215,12 @@ pub fn instance_spec(s: &Server) -> InstanceSpec {
             disk_format: j.disk_format.clone(),
             container_format: j.container_format.clone(),
         }),
+        display_name: Some(s.name.clone()),
+        project_id: Some(s.project_id.clone()),
+        availability_zone: s.availability_zone.clone(),
+        key_name: s.key_name.clone(),
+        launch_index: s.launch_index,
+        image_properties: s.image_properties.clone(),
     }
 }
 
@@ -241,8 +249,23 @@ pub async fn desired(
         // A host that was never given anything is at revision 1, not 0: its agent's next
         // poll (`after=1`) then waits instead of being answered at once again.
         revision: rev.max(1),
-        instances: servers.iter().map(instance_spec).collect(),
+        instances: servers.iter().map(|s| instance_spec_on(s, host)).collect(),
     })
+}
+
+/// What `host`'s agent is given of a server: its guest, or, on the second host of a move, the
+/// guest it keeps or builds there (the other flavor and power, same uuid).
+pub fn instance_spec_on(s: &Server, host: &str) -> InstanceSpec {
+    if s.host.as_deref() != Some(host) {
+        if let Some(o) = s.active_move().and_then(|m| m.other.as_ref()) {
+            let mut other = s.clone();
+            other.flavor = o.flavor.clone();
+            other.power = o.power;
+            other.snapshot = None;
+            return instance_spec(&other);
+        }
+    }
+    instance_spec(s)
 }
 
 /// The contract served in process, for the agents `strata up` runs itself (no token, no
@@ -331,6 +354,44 @@ impl ControlPlane for LocalControlPlane {
             snapshot_answer(uuid, answer)
         })
     }
+    fn image<'a>(&'a self, image_id: &'a str) -> ApiFuture<'a, serde_json::Value> {
+        Box::pin(async move {
+            self.0
+                .agent_image(image_id)
+                .await
+                .map_err(|e| refused(e.status.as_u16(), e.message))
+        })
+    }
+    fn download_image<'a>(
+        &'a self,
+        image_id: &'a str,
+        dest: &'a std::path::Path,
+    ) -> ApiFuture<'a, u64> {
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            use tokio::io::AsyncWriteExt;
+            let resp = self
+                .0
+                .agent_image_data(image_id)
+                .await
+                .map_err(|e| refused(e.status.as_u16(), e.message))?;
+            let io =
+                |e: std::io::Error| ApiError::Decode(format!("writing {}: {e}", dest.display()));
+            let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+            let mut body = resp.into_body();
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ApiError::Unreachable(e.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    file.write_all(&data).await.map_err(io)?;
+                    n += data.len() as u64;
+                }
+            }
+            file.flush().await.map_err(io)?;
+            file.sync_all().await.map_err(io)?;
+            Ok(n)
+        })
+    }
 }
 
 /// A snapshot call's answer as the agent's contract words it.
@@ -398,6 +459,71 @@ pub async fn snapshot_fault(
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(snapshot_error(&uuid, e)),
     }
+}
+
+/// The caller agents read images as: the image service's admin (a host boots whatever image
+/// its servers were given, whoever owns it).
+fn image_reader() -> std::sync::Arc<strata_api::AuthContext> {
+    crate::controller::service_context("")
+}
+
+impl ComputeService {
+    /// Image `id`'s record in the image service, for an agent that builds a disk from it.
+    pub async fn agent_image(&self, id: &str) -> NovaResult<serde_json::Value> {
+        let a = self
+            .glance(image_reader(), Method::GET, &format!("/images/{id}"), None)
+            .await
+            .ok_or_else(|| NovaError::new(StatusCode::SERVICE_UNAVAILABLE, "No image service"))?;
+        match a.status {
+            s if s.is_success() => Ok(a.body),
+            StatusCode::NOT_FOUND => Err(NovaError::not_found(format!(
+                "Image {id} could not be found."
+            ))),
+            s => Err(NovaError::new(s, a.message())),
+        }
+    }
+
+    /// Image `id`'s data as the image service answers it (streamed, not read here).
+    pub async fn agent_image_data(&self, id: &str) -> NovaResult<axum::response::Response> {
+        let Some(image) = self.0.peers.image.as_ref() else {
+            return Err(NovaError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "No image service",
+            ));
+        };
+        let resp = strata_api::inproc::get_response(
+            image,
+            image_reader(),
+            &format!("/v2/images/{id}/file"),
+        )
+        .await;
+        match resp.status() {
+            s if s.is_success() && s != StatusCode::NO_CONTENT => Ok(resp),
+            StatusCode::NO_CONTENT => Err(NovaError::conflict(format!("Image {id} has no data."))),
+            StatusCode::NOT_FOUND => Err(NovaError::not_found(format!(
+                "Image {id} could not be found."
+            ))),
+            s => Err(NovaError::new(s, format!("The image service answered {s}"))),
+        }
+    }
+}
+
+/// `GET /agent/v1/images/{image}`: the image service's record of an image.
+pub async fn image_record(
+    State(svc): State<ComputeService>,
+    _auth: AgentAuth,
+    Path(image): Path<String>,
+) -> NovaResult<Json<serde_json::Value>> {
+    Ok(Json(svc.agent_image(&image).await?))
+}
+
+/// `GET /agent/v1/images/{image}/file`: an image's data, streamed from the image service.
+pub async fn image_file(
+    State(svc): State<ComputeService>,
+    _auth: AgentAuth,
+    Path(image): Path<String>,
+) -> NovaResult<axum::response::Response> {
+    svc.agent_image_data(&image).await
 }
 
 /// `PUT /agent/v1/instances/{uuid}/report`.

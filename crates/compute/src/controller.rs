@@ -231,6 +231,9 @@ async fn run(svc: ComputeService, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = sweep(&svc).await {
                     tracing::warn!(error = %e, "compute controller: power sweep");
                 }
+                if let Err(e) = crate::api::deferred::reclaim(&svc).await {
+                    tracing::warn!(error = %e, "compute controller: reclaiming soft deletes");
+                }
             }
         }
         tokio::select! {
@@ -377,6 +380,7 @@ async fn step(svc: &ComputeService, s: Server) -> Result<Step> {
         Some(task::BLOCK_DEVICE_MAPPING) => crate::volumes::bdm_step(svc, s).await,
         _ if s.cleanup => cleanup_step(svc, s).await,
         _ if s.volume_work() => crate::volumes::volume_step(svc, s).await,
+        _ if crate::moves::pending(&s) => crate::moves::step(svc, s).await,
         _ => Ok(Step::Wait),
     }
 }
@@ -426,6 +430,7 @@ async fn read_host_states(svc: &ComputeService) -> Result<Vec<HostState>> {
     let services = hosts::services(svc.store()).await?;
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let nodes = hosts::nodes(svc.store()).await?;
+    let aggregates = crate::aggregates::list(svc.store()).await?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
         let Some(s) = by_id.get(n.service_id.as_str()).copied() else {
@@ -454,18 +459,20 @@ async fn read_host_states(svc: &ComputeService) -> Result<Vec<HostState>> {
             enabled: !s.disabled,
             up: svc.service_up(s, now),
             availability_zone: s.zone.clone(),
-            aggregates: Vec::new(),
+            aggregates: crate::aggregates::for_host(&aggregates, &n.host),
             hypervisor_type: n.reg.hypervisor_type.clone(),
             hypervisor_version: n.reg.hypervisor_version,
             supported_instances: n.reg.supported_instances.clone(),
             capabilities: caps,
         });
     }
+    // Sorted by provider: the scheduler finds a candidate's host by binary search.
+    out.sort_by(|a, b| a.provider.cmp(&b.provider));
     Ok(out)
 }
 
 /// What placement and the scheduler need of a server.
-async fn request_spec(svc: &ComputeService, s: &Server) -> Result<RequestSpec> {
+pub(crate) async fn request_spec(svc: &ComputeService, s: &Server) -> Result<RequestSpec> {
     let mut group = None;
     if let Some(gid) = &s.group_id {
         if let Some(g) = db::group_get(svc.store(), gid).await? {
@@ -526,7 +533,7 @@ async fn request_spec(svc: &ComputeService, s: &Server) -> Result<RequestSpec> {
 /// and two server-group members never both take the last room an (anti-)affinity policy
 /// leaves (a member's host is recorded before the next member is scheduled). Replicas still
 /// decide concurrently; their claims are checked in the database.
-static SCHEDULING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SCHEDULING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn schedule_step(svc: &ComputeService, s: Server) -> Result<Step> {
     let Some(placement) = svc.placement() else {
@@ -849,16 +856,22 @@ async fn release(svc: &ComputeService, s: &Server) -> Result<()> {
         }
     }
     if let Some(p) = svc.placement() {
-        match p.allocations_delete(&s.id).await {
-            Ok(()) => {}
-            Err(e) if e.status == http::StatusCode::NOT_FOUND => {}
-            Err(e) => return Err(strata_core::Error::internal(e.detail)),
+        // The instance's claim, and the source's allocation a move in progress holds under
+        // the migration's uuid.
+        let consumers =
+            std::iter::once(s.id.as_str()).chain(s.active_move().map(|m| m.uuid.as_str()));
+        for c in consumers {
+            match p.allocations_delete(c).await {
+                Ok(()) => {}
+                Err(e) if e.status == http::StatusCode::NOT_FOUND => {}
+                Err(e) => return Err(strata_core::Error::internal(e.detail)),
+            }
         }
     }
     Ok(())
 }
 
-async fn host_is_up(svc: &ComputeService, host: &str) -> Result<bool> {
+pub(crate) async fn host_is_up(svc: &ComputeService, host: &str) -> Result<bool> {
     let now = now_micros();
     Ok(hosts::services(svc.store())
         .await?
@@ -883,6 +896,12 @@ async fn delete_step(svc: &ComputeService, s: Server) -> Result<Step> {
     // Nova's compute manager does when an instance disappears during a snapshot.
     if let Some(job) = &s.snapshot {
         crate::snapshot::drop_image(svc, job).await;
+    }
+    // The image of a shelve goes with the server, as Nova deletes it.
+    if let Some(sh) = &s.shelve {
+        if let Some(img) = &sh.image_id {
+            crate::moves::delete_image(svc, &sh.image_owner, img).await;
+        }
     }
     let id = s.id.clone();
     svc.store()
@@ -914,6 +933,17 @@ async fn delete_step(svc: &ComputeService, s: Server) -> Result<Step> {
                 n.deleted_at = Some(now);
                 n.terminated_at = Some(now);
                 n.power_state = power::NOSTATE;
+                // A move in progress ends with the server (a resized one as confirmed, as
+                // Nova confirms it on delete).
+                if let Some(m) = n.active_move_mut() {
+                    m.status = if m.status == crate::server::migration::FINISHED {
+                        crate::server::migration::CONFIRMED
+                    } else {
+                        crate::server::migration::ERROR
+                    }
+                    .into();
+                    m.other = None;
+                }
                 db::group_remove_server(tx, &id).await?;
                 db::action_finish(tx, &id, None).await?;
                 db::save(tx, &old, &mut n).await
@@ -974,7 +1004,17 @@ impl ComputeService {
                     let Some(old) = db::get_tx(tx, &r.uuid).await? else {
                         return Ok(Err(ReportError::NotFound));
                     };
-                    if old.deleted || old.host.as_deref() != Some(r.host.as_str()) {
+                    if old.deleted {
+                        return Ok(Ok(()));
+                    }
+                    // A moving or shelving server's reports (from either host of a move).
+                    if let Some(mut n) = crate::moves::on_report(tx, &old, &r).await? {
+                        if n != old {
+                            db::save(tx, &old, &mut n).await?;
+                        }
+                        return Ok(Ok(()));
+                    }
+                    if old.host.as_deref() != Some(r.host.as_str()) {
                         return Ok(Ok(()));
                     }
                     let mut n = old.clone();

@@ -15,6 +15,7 @@
 //! user's keypairs in the same transaction), so two replicas never both take the last slot.
 
 pub mod agent;
+pub mod aggregates;
 pub mod api;
 pub mod controller;
 pub mod db;
@@ -24,6 +25,7 @@ pub mod hosts;
 pub mod keys;
 mod live;
 pub mod model;
+pub mod moves;
 mod schema;
 pub mod server;
 pub mod server_db;

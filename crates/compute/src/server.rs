@@ -53,6 +53,26 @@ pub mod task {
     pub const IMAGE_PENDING_UPLOAD: &str = "image_pending_upload";
     /// `createImage`: the snapshot's data is being uploaded to the image service.
     pub const IMAGE_UPLOADING: &str = "image_uploading";
+    /// Resize and cold migration: the scheduler picks the destination (`moves.rs`).
+    pub const RESIZE_PREP: &str = "resize_prep";
+    /// The source's guest is being powered off.
+    pub const RESIZE_MIGRATING: &str = "resize_migrating";
+    /// The source's guest is off: the server moves over to the destination.
+    pub const RESIZE_MIGRATED: &str = "resize_migrated";
+    /// The destination's agent is building the guest.
+    pub const RESIZE_FINISH: &str = "resize_finish";
+    /// `revertResize`: back to the source host and the old flavor.
+    pub const RESIZE_REVERTING: &str = "resize_reverting";
+    /// Live migration.
+    pub const MIGRATING: &str = "migrating";
+    /// `shelve`: the guest is stopped (its snapshot taken) before the server is shelved.
+    pub const SHELVING: &str = "shelving";
+    pub const SHELVING_IMAGE_PENDING_UPLOAD: &str = "shelving_image_pending_upload";
+    pub const SHELVING_IMAGE_UPLOADING: &str = "shelving_image_uploading";
+    /// The guest leaves its host and the host's resources are released.
+    pub const SHELVING_OFFLOADING: &str = "shelving_offloading";
+    /// An offloaded server is scheduled again.
+    pub const UNSHELVING: &str = "unshelving";
 
     /// The task states of a snapshot in progress.
     pub fn is_snapshot(t: Option<&str>) -> bool {
@@ -61,6 +81,144 @@ pub mod task {
             Some(IMAGE_SNAPSHOT | IMAGE_SNAPSHOT_PENDING | IMAGE_PENDING_UPLOAD | IMAGE_UPLOADING)
         )
     }
+
+    /// The task states of a shelve's snapshot in progress.
+    pub fn is_shelve_snapshot(t: Option<&str>) -> bool {
+        matches!(
+            t,
+            Some(SHELVING_IMAGE_PENDING_UPLOAD | SHELVING_IMAGE_UPLOADING)
+        )
+    }
+}
+
+/// Migration statuses (Nova's `Migration.status`) and types.
+pub mod migration {
+    /// A cold move waiting for its destination.
+    pub const PRE_MIGRATING: &str = "pre-migrating";
+    /// The source's guest is being stopped (cold) or the guest copied (live: `running`).
+    pub const MIGRATING: &str = "migrating";
+    /// The destination builds the guest.
+    pub const POST_MIGRATING: &str = "post-migrating";
+    /// Resized or migrated, waiting for `confirmResize` or `revertResize`.
+    pub const FINISHED: &str = "finished";
+    pub const CONFIRMING: &str = "confirming";
+    pub const CONFIRMED: &str = "confirmed";
+    pub const REVERTING: &str = "reverting";
+    pub const REVERTED: &str = "reverted";
+    /// A live migration waiting for its destination.
+    pub const ACCEPTED: &str = "accepted";
+    pub const QUEUED: &str = "queued";
+    pub const PREPARING: &str = "preparing";
+    pub const RUNNING: &str = "running";
+    pub const COMPLETED: &str = "completed";
+    pub const CANCELLED: &str = "cancelled";
+    pub const FAILED: &str = "failed";
+    pub const ERROR: &str = "error";
+
+    pub const RESIZE: &str = "resize";
+    pub const MIGRATION: &str = "migration";
+    pub const LIVE: &str = "live-migration";
+
+    /// Whether the move is over (the server no longer carries it out).
+    pub fn is_final(status: &str) -> bool {
+        matches!(
+            status,
+            CONFIRMED | REVERTED | COMPLETED | CANCELLED | FAILED | ERROR
+        )
+    }
+}
+
+/// The guest a server has on a second host while it moves: the destination's while a live
+/// migration builds it, the source's (stopped, with the old flavor) while a resize waits to be
+/// confirmed, the destination's while a revert removes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherGuest {
+    pub host: String,
+    /// The host's agent should run it; `false`: it is being removed.
+    pub wanted: bool,
+    pub power: Power,
+    pub flavor: FlavorCopy,
+    /// Its agent reported it gone (after it stopped being wanted).
+    #[serde(default)]
+    pub gone: bool,
+    /// Its agent reported it in `power` at the server's generation.
+    #[serde(default)]
+    pub ready: bool,
+    /// Its agent could not build it.
+    #[serde(default)]
+    pub fault: Option<String>,
+}
+
+/// A move of the server (Nova's `Migration`): a resize, a cold migration or a live migration.
+/// Kept on the server after it ends (with its final status) until the next move; every write
+/// that changes it also writes its `compute_migration` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Move {
+    /// The API's id.
+    pub id: i64,
+    /// The placement consumer holding the source's allocation during the move.
+    pub uuid: String,
+    /// [`migration::RESIZE`], [`migration::MIGRATION`] or [`migration::LIVE`].
+    pub kind: String,
+    pub status: String,
+    /// The action the move carries out now (its events are recorded on it): the move's,
+    /// then `confirmResize`'s or `revertResize`'s.
+    pub request_id: String,
+    pub user_id: String,
+    pub source_host: String,
+    pub source_node: String,
+    pub dest_host: Option<String>,
+    pub dest_node: Option<String>,
+    /// The destination's address (Nova's `dest_host`).
+    pub dest_ip: Option<String>,
+    /// The host the request named (cold migration from 2.56, live migration).
+    pub requested_host: Option<String>,
+    /// Live migration with `force` (2.30–2.67): the named host is not checked by the filters.
+    pub force: bool,
+    pub old_flavor: FlavorCopy,
+    pub new_flavor: FlavorCopy,
+    /// What the server was before the move, restored by a revert or a failure.
+    pub old_vm_state: String,
+    pub old_power: Power,
+    pub old_zone: Option<String>,
+    pub other: Option<OtherGuest>,
+    /// A live migration's abort was asked for (`DELETE /servers/{id}/migrations/{id}`), with
+    /// the request id of its `live_migration_cancel` action.
+    #[serde(default)]
+    pub abort: Option<String>,
+    /// A revert's last step: the source's guest reaching its old power state (its agent's
+    /// report ends the move).
+    #[serde(default)]
+    pub finishing: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Move {
+    pub fn is_live(&self) -> bool {
+        self.kind == migration::LIVE
+    }
+    /// The move is still being carried out (or waits for confirmation).
+    pub fn active(&self) -> bool {
+        !migration::is_final(&self.status)
+    }
+}
+
+/// A shelve of the server: its snapshot image (image-backed servers), what it was before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shelve {
+    /// The `<name>-shelved` snapshot (deleted once the server is unshelved or deleted).
+    pub image_id: Option<String>,
+    /// The project the image was created in.
+    pub image_owner: String,
+    /// The action being carried out (`shelve`, `shelveOffload`, `unshelve`).
+    pub request_id: String,
+    pub old_power: Power,
+    /// When the server became SHELVED (for `shelved_offload_time`).
+    pub shelved_at: Option<i64>,
+    /// `unshelve` to this host (2.91).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// Nova's `power_state` codes.
@@ -273,6 +431,12 @@ pub struct Server {
     /// uploads it or reports it failed.
     #[serde(default)]
     pub snapshot: Option<SnapshotJob>,
+    /// The server's last move (in progress, resized, or ended).
+    #[serde(default)]
+    pub migration: Option<Move>,
+    /// The server's shelve (while shelving, shelved, and until its image is deleted).
+    #[serde(default)]
+    pub shelve: Option<Shelve>,
 }
 
 impl Server {
@@ -289,6 +453,39 @@ impl Server {
     /// Booted from a volume: its root disk is a volume, not a local disk from the image.
     pub fn boot_from_volume(&self) -> bool {
         self.image_ref.is_empty() || self.bdms.iter().any(Bdm::is_root)
+    }
+
+    /// The move in progress (or waiting for confirmation), if any.
+    pub fn active_move(&self) -> Option<&Move> {
+        self.migration.as_ref().filter(|m| m.active())
+    }
+
+    /// The move in progress, to change.
+    pub fn active_move_mut(&mut self) -> Option<&mut Move> {
+        self.migration.as_mut().filter(|m| m.active())
+    }
+
+    /// The second host whose agent is given the server (see [`OtherGuest`]), if any.
+    pub fn move_host(&self) -> Option<&str> {
+        if self.deleted || self.task_state.as_deref() == Some(task::DELETING) {
+            return None;
+        }
+        self.active_move()
+            .and_then(|m| m.other.as_ref())
+            .filter(|o| o.wanted && Some(o.host.as_str()) != self.host.as_deref())
+            .map(|o| o.host.as_str())
+    }
+
+    /// `(vcpus, memory_mb)` the server counts against quotas: while it moves, the larger of
+    /// its old and new flavors (both are held), as Nova's resize checks the upsize.
+    pub fn quota_usage(&self) -> (i64, i64) {
+        match self.active_move() {
+            Some(m) => (
+                m.old_flavor.vcpus.max(m.new_flavor.vcpus),
+                m.old_flavor.memory_mb.max(m.new_flavor.memory_mb),
+            ),
+            None => (self.flavor.vcpus, self.flavor.memory_mb),
+        }
     }
 
     /// Whether a volume mapping has a step for the controller (completing or removing an
@@ -451,6 +648,28 @@ mod tests {
             finish(task::POWERING_OFF, power::SHUTDOWN),
             Some(vm::STOPPED)
         );
+    }
+
+    #[test]
+    fn moves_show_as_nova_shows_them() {
+        assert_eq!(status(vm::ACTIVE, Some(task::RESIZE_PREP)), "RESIZE");
+        assert_eq!(status(vm::STOPPED, Some(task::RESIZE_FINISH)), "RESIZE");
+        assert_eq!(status(vm::RESIZED, None), "VERIFY_RESIZE");
+        assert_eq!(
+            status(vm::RESIZED, Some(task::RESIZE_REVERTING)),
+            "REVERT_RESIZE"
+        );
+        assert_eq!(status(vm::ACTIVE, Some(task::MIGRATING)), "MIGRATING");
+        assert_eq!(status(vm::PAUSED, Some(task::MIGRATING)), "MIGRATING");
+        assert_eq!(status(vm::ACTIVE, Some(task::SHELVING)), "ACTIVE");
+        assert_eq!(status(vm::SHELVED, None), "SHELVED");
+        assert_eq!(
+            status(vm::SHELVED_OFFLOADED, Some(task::UNSHELVING)),
+            "SHELVED_OFFLOADED"
+        );
+        assert!(migration::is_final(migration::CONFIRMED));
+        assert!(!migration::is_final(migration::FINISHED));
+        assert!(!migration::is_final(migration::RUNNING));
     }
 
     #[test]

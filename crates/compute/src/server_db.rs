@@ -31,11 +31,18 @@ pub fn pending(s: &Server) -> bool {
             s.task_state.as_deref(),
             Some(task::SCHEDULING | task::NETWORKING | task::BLOCK_DEVICE_MAPPING | task::DELETING)
         )
+        || crate::moves::pending(s)
 }
 
-/// What a host's agent sees of a server: a change of it wakes the agent.
-fn agent_view(s: &Server) -> (Option<&str>, bool, i64) {
-    (s.host.as_deref(), s.on_host && !s.deleted, s.generation)
+/// What a host's agent sees of a server: a change of it wakes the agent (of the server's host
+/// and of the second host of a move).
+fn agent_view(s: &Server) -> (Option<&str>, bool, i64, Option<&str>) {
+    (
+        s.host.as_deref(),
+        s.on_host && !s.deleted,
+        s.generation,
+        s.move_host(),
+    )
 }
 
 async fn bump_host(tx: &mut Tx, host: &str) -> Result<()> {
@@ -71,8 +78,8 @@ pub async fn insert(tx: &mut Tx, s: &Server) -> Result<()> {
     .bind(s.task_state.as_deref())
     .bind(s.on_host as i64)
     .bind(pending(s) as i64)
-    .bind(s.flavor.vcpus)
-    .bind(s.flavor.memory_mb)
+    .bind(s.quota_usage().0)
+    .bind(s.quota_usage().1)
     .bind(s.deleted as i64)
     .bind(s.created_at)
     .bind(s.updated_at)
@@ -95,7 +102,7 @@ pub async fn save(tx: &mut Tx, old: &Server, new: &mut Server) -> Result<()> {
     sqlx::query(
         "UPDATE compute_server SET name = $2, host = $3, vm_state = $4, task_state = $5, \
          on_host = $6, pending = $7, vcpus = $8, memory_mb = $9, deleted = $10, \
-         updated_at = $11, deleted_at = $12, doc = $13 WHERE id = $1",
+         updated_at = $11, deleted_at = $12, doc = $13, move_host = $14 WHERE id = $1",
     )
     .bind(&new.id)
     .bind(&new.name)
@@ -104,24 +111,40 @@ pub async fn save(tx: &mut Tx, old: &Server, new: &mut Server) -> Result<()> {
     .bind(new.task_state.as_deref())
     .bind(new.on_host as i64)
     .bind(pending(new) as i64)
-    .bind(new.flavor.vcpus)
-    .bind(new.flavor.memory_mb)
+    .bind(new.quota_usage().0)
+    .bind(new.quota_usage().1)
     .bind(new.deleted as i64)
     .bind(new.updated_at)
     .bind(new.deleted_at)
     .bind(&doc)
+    .bind(new.move_host())
     .execute(tx.conn())
     .await
     .map_err(from_sqlx)?;
     tx.record(SERVER, &new.id, Op::Update).await?;
     if agent_view(old) != agent_view(new) {
-        if let Some(h) = old.host.as_deref() {
+        // Every host that saw the server before or sees it now.
+        let mut hosts: Vec<&str> = Vec::new();
+        for h in [
+            old.host.as_deref(),
+            new.host.as_deref(),
+            old.move_host(),
+            new.move_host(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        for h in hosts {
             bump_host(tx, h).await?;
         }
-        if new.host != old.host {
-            if let Some(h) = new.host.as_deref() {
-                bump_host(tx, h).await?;
-            }
+    }
+    if new.migration != old.migration {
+        if let Some(m) = &new.migration {
+            migration_save(tx, m, new).await?;
         }
     }
     Ok(())
@@ -235,11 +258,12 @@ pub async fn scan(store: &Store, s: &Scan) -> Result<Vec<Server>> {
     rows.iter().map(doc_of).collect()
 }
 
-/// The servers a host's agent should run.
+/// The servers a host's agent should run: those on the host, and those moving to or from it
+/// that keep a guest there ([`Server::move_host`]).
 pub async fn on_host(store: &Store, host: &str) -> Result<Vec<Server>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLS} FROM compute_server WHERE host = $1 AND on_host = 1 AND deleted = 0 \
-         ORDER BY seq"
+        "SELECT {COLS} FROM compute_server WHERE ((host = $1 AND on_host = 1) \
+         OR move_host = $1) AND deleted = 0 ORDER BY seq"
     ))
     .bind(host)
     .fetch_all(store.pool())
@@ -709,4 +733,260 @@ pub async fn groups_of_server(store: &Store, server: &str) -> Result<Vec<String>
     rows.iter()
         .map(|r| r.try_get::<String, _>("group_id").map_err(from_sqlx))
         .collect()
+}
+
+// ---------------------------------------------------------------- actions of moves
+
+async fn action_get(tx: &mut Tx, uuid: &str, request_id: &str) -> Result<Option<Action>> {
+    let r = sqlx::query(
+        "SELECT * FROM compute_instance_action WHERE instance_uuid = $1 AND request_id = $2",
+    )
+    .bind(uuid)
+    .bind(request_id)
+    .fetch_optional(tx.conn())
+    .await
+    .map_err(from_sqlx)?;
+    r.as_ref().map(action_row).transpose()
+}
+
+/// Starts `event` on the action `request_id` of the server, unless it has one of that name
+/// already (so a step run twice records it once).
+pub async fn action_event_begin(
+    tx: &mut Tx,
+    uuid: &str,
+    request_id: &str,
+    event: &str,
+    host: Option<&str>,
+) -> Result<()> {
+    let Some(mut a) = action_get(tx, uuid, request_id).await? else {
+        return Ok(());
+    };
+    if a.events.iter().any(|e| e.event == event) {
+        return Ok(());
+    }
+    let now = now_micros();
+    a.events.push(ActionEvent {
+        event: event.into(),
+        start_time: now,
+        finish_time: None,
+        result: None,
+        traceback: None,
+        host: host.map(String::from),
+    });
+    save_events(tx, &a, now, false).await
+}
+
+/// Finishes the running `event` of the action `request_id` (`error`: failed).
+pub async fn action_event_end(
+    tx: &mut Tx,
+    uuid: &str,
+    request_id: &str,
+    event: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let Some(mut a) = action_get(tx, uuid, request_id).await? else {
+        return Ok(());
+    };
+    let now = now_micros();
+    let mut changed = false;
+    for e in a
+        .events
+        .iter_mut()
+        .filter(|e| e.event == event && e.result.is_none())
+    {
+        finish_event(e, now, error);
+        changed = true;
+    }
+    if changed {
+        save_events(tx, &a, now, error.is_some()).await?;
+    }
+    Ok(())
+}
+
+/// Finishes every running event of the action `request_id` (`error`: failed, and the
+/// action's message becomes `Error`).
+pub async fn action_end(
+    tx: &mut Tx,
+    uuid: &str,
+    request_id: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let Some(mut a) = action_get(tx, uuid, request_id).await? else {
+        return Ok(());
+    };
+    let now = now_micros();
+    let mut changed = false;
+    for e in a.events.iter_mut().filter(|e| e.result.is_none()) {
+        finish_event(e, now, error);
+        changed = true;
+    }
+    if changed || error.is_some() {
+        save_events(tx, &a, now, error.is_some()).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- migrations
+
+/// Change-log kind of migration rows.
+pub const MIGRATION: &str = "compute.migration";
+
+/// A `compute_migration` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRow {
+    pub id: i64,
+    pub uuid: String,
+    pub instance_uuid: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub migration_type: String,
+    pub status: String,
+    pub source_compute: Option<String>,
+    pub source_node: Option<String>,
+    pub dest_compute: Option<String>,
+    pub dest_node: Option<String>,
+    pub dest_host: Option<String>,
+    pub old_flavor_id: Option<String>,
+    pub new_flavor_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn migration_row(r: &AnyRow) -> Result<MigrationRow> {
+    let s = |c: &str| r.try_get::<String, _>(c).map_err(from_sqlx);
+    let o = |c: &str| strata_store::get_opt_str(r, c);
+    let i = |c: &str| r.try_get::<i64, _>(c).map_err(from_sqlx);
+    Ok(MigrationRow {
+        id: i("id")?,
+        uuid: s("uuid")?,
+        instance_uuid: s("instance_uuid")?,
+        project_id: s("project_id")?,
+        user_id: s("user_id")?,
+        migration_type: s("migration_type")?,
+        status: s("status")?,
+        source_compute: o("source_compute"),
+        source_node: o("source_node"),
+        dest_compute: o("dest_compute"),
+        dest_node: o("dest_node"),
+        dest_host: o("dest_host"),
+        old_flavor_id: o("old_flavor_id"),
+        new_flavor_id: o("new_flavor_id"),
+        created_at: i("created_at")?,
+        updated_at: i("updated_at")?,
+    })
+}
+
+/// The next migration id.
+pub async fn next_migration_id(tx: &mut Tx) -> Result<i64> {
+    let r = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM compute_migration")
+        .fetch_one(tx.conn())
+        .await
+        .map_err(from_sqlx)?;
+    Ok(r.try_get::<i64, _>("m").map_err(from_sqlx)? + 1)
+}
+
+/// Writes the row of move `m` of server `s` (created or updated), stamping `updated_at`.
+pub async fn migration_save(tx: &mut Tx, m: &crate::server::Move, s: &Server) -> Result<()> {
+    let now = now_micros().max(m.created_at);
+    sqlx::query(
+        "INSERT INTO compute_migration (id, uuid, instance_uuid, project_id, user_id, \
+         migration_type, status, source_compute, source_node, dest_compute, dest_node, \
+         dest_host, old_flavor_id, new_flavor_id, created_at, updated_at) VALUES ($1, $2, $3, \
+         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO UPDATE \
+         SET status = excluded.status, dest_compute = excluded.dest_compute, \
+         dest_node = excluded.dest_node, dest_host = excluded.dest_host, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(m.id)
+    .bind(&m.uuid)
+    .bind(&s.id)
+    .bind(&s.project_id)
+    .bind(&m.user_id)
+    .bind(&m.kind)
+    .bind(&m.status)
+    .bind(&m.source_host)
+    .bind(&m.source_node)
+    .bind(m.dest_host.as_deref())
+    .bind(m.dest_node.as_deref())
+    .bind(m.dest_ip.as_deref())
+    .bind(&m.old_flavor.id)
+    .bind(&m.new_flavor.id)
+    .bind(m.created_at)
+    .bind(now)
+    .execute(tx.conn())
+    .await
+    .map_err(from_sqlx)?;
+    tx.record(MIGRATION, &m.id.to_string(), Op::Update).await
+}
+
+/// What `os-migrations` filters on (SQL); `None` is no filter.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationFilter {
+    pub instance_uuid: Option<String>,
+    /// Source or destination.
+    pub host: Option<String>,
+    pub source_compute: Option<String>,
+    pub status: Option<String>,
+    pub migration_type: Option<String>,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub changes_since: Option<i64>,
+    pub changes_before: Option<i64>,
+}
+
+/// Migrations, newest first (`created_at`, then `id`, both descending).
+pub async fn migrations(store: &Store, f: &MigrationFilter) -> Result<Vec<MigrationRow>> {
+    let mut sql = String::from("SELECT * FROM compute_migration WHERE 1 = 1");
+    let mut binds: Vec<Value> = Vec::new();
+    let mut add = |sql: &mut String, cond: &str, v: Value| {
+        binds.push(v);
+        let n = binds.len();
+        sql.push_str(&cond.replace("$N", &format!("${n}")));
+    };
+    if let Some(v) = &f.instance_uuid {
+        add(&mut sql, " AND instance_uuid = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = &f.host {
+        add(
+            &mut sql,
+            " AND (source_compute = $N OR dest_compute = $N)",
+            Value::S(v.clone()),
+        );
+    }
+    if let Some(v) = &f.source_compute {
+        add(&mut sql, " AND source_compute = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = &f.status {
+        add(&mut sql, " AND status = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = &f.migration_type {
+        add(&mut sql, " AND migration_type = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = &f.project_id {
+        add(&mut sql, " AND project_id = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = &f.user_id {
+        add(&mut sql, " AND user_id = $N", Value::S(v.clone()));
+    }
+    if let Some(v) = f.changes_since {
+        add(&mut sql, " AND updated_at >= $N", Value::I(v));
+    }
+    if let Some(v) = f.changes_before {
+        add(&mut sql, " AND updated_at <= $N", Value::I(v));
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC");
+    let mut q = sqlx::query(&sql);
+    for b in &binds {
+        q = match b {
+            Value::S(s) => q.bind(s.clone()),
+            Value::I(i) => q.bind(*i),
+        };
+    }
+    let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
+    rows.iter().map(migration_row).collect()
+}
+
+enum Value {
+    S(String),
+    I(i64),
 }

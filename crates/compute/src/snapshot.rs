@@ -49,6 +49,22 @@ pub enum SnapshotError {
 
 type Answer = std::result::Result<(), SnapshotError>;
 
+/// How much of a refused upload is read before the connection may be closed.
+const REFUSED_BODY_DRAIN: u64 = 64 << 20;
+
+/// Reads and drops up to `max` bytes of `body`.
+async fn drain(body: Body, max: u64) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut n = 0u64;
+    while n < max {
+        match body.frame().await {
+            Some(Ok(f)) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+            _ => break,
+        }
+    }
+}
+
 impl ComputeService {
     /// The public URL of image `id` in the image service (`createImage`'s `Location`).
     pub fn image_url(&self, id: &str) -> String {
@@ -59,7 +75,13 @@ impl ComputeService {
     pub async fn snapshot_upload(&self, uuid: &str, image_id: &str, data: Body) -> Result<Answer> {
         let job = match self.snapshot_start_upload(uuid, image_id).await? {
             Ok(j) => j,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => {
+                // Refused before reading the data: read (and drop) what the agent is still
+                // sending, so that it gets this answer rather than a connection cut under its
+                // upload.
+                drain(data, REFUSED_BODY_DRAIN).await;
+                return Ok(Err(e));
+            }
         };
         let Some(image) = self.0.peers.image.clone() else {
             let msg = "no image service to upload the snapshot to".to_string();
@@ -154,19 +176,25 @@ impl ComputeService {
                     let Some(old) = db::get_tx(tx, &uuid).await? else {
                         return Ok(Err(SnapshotError::NotFound));
                     };
+                    let shelving = task::is_shelve_snapshot(old.task_state.as_deref());
                     let job = match &old.snapshot {
                         Some(j)
                             if j.image_id == image_id
                                 && !old.deleted
-                                && task::is_snapshot(old.task_state.as_deref()) =>
+                                && (shelving || task::is_snapshot(old.task_state.as_deref())) =>
                         {
                             j.clone()
                         }
                         _ => return Ok(Err(not_pending(&uuid, &image_id))),
                     };
-                    if old.task_state.as_deref() != Some(task::IMAGE_UPLOADING) {
+                    let uploading = if shelving {
+                        task::SHELVING_IMAGE_UPLOADING
+                    } else {
+                        task::IMAGE_UPLOADING
+                    };
+                    if old.task_state.as_deref() != Some(uploading) {
                         let mut n = old.clone();
-                        n.task_state = Some(task::IMAGE_UPLOADING.into());
+                        n.task_state = Some(uploading.into());
                         db::save(tx, &old, &mut n).await?;
                     }
                     Ok(Ok(job))
@@ -200,12 +228,30 @@ impl ComputeService {
                     }
                     let mut n = old.clone();
                     n.snapshot = None;
-                    if task::is_snapshot(n.task_state.as_deref()) {
-                        n.task_state = None;
+                    if task::is_shelve_snapshot(n.task_state.as_deref()) {
+                        // A shelve's snapshot: done, the controller shelves the server; failed,
+                        // the shelve ends and the guest is put back as it was.
+                        match &err {
+                            None => n.task_state = Some(task::SHELVING.into()),
+                            Some(e) => {
+                                n.task_state = None;
+                                if let Some(sh) = n.shelve.take() {
+                                    n.power = sh.old_power;
+                                    let ev = crate::moves::event::SHELVE;
+                                    db::action_event_end(tx, &id, &sh.request_id, ev, Some(e))
+                                        .await?;
+                                    db::action_end(tx, &id, &sh.request_id, Some(e)).await?;
+                                }
+                            }
+                        }
+                    } else {
+                        if task::is_snapshot(n.task_state.as_deref()) {
+                            n.task_state = None;
+                        }
+                        db::action_finish_event(tx, &id, EVENT, err.as_deref()).await?;
                     }
                     // What the agent is given changed (no snapshot to take any more).
                     n.generation += 1;
-                    db::action_finish_event(tx, &id, EVENT, err.as_deref()).await?;
                     db::save(tx, &old, &mut n).await
                 })
             })

@@ -694,7 +694,10 @@ async fn hypervisor_servers_and_service_administration() {
         let r = s.get_mv("/os-hypervisors/detail", &s.admin, "2.53").await;
         assert!(r.json["hypervisors"][0].get("servers").is_none());
         // Services: the legacy actions below 2.53.
+        // Integer ids below 2.53 (Tempest's 2.1 schema), UUIDs from 2.53.
         let r = s.get("/os-services", &s.admin).await;
+        assert!(r.json["services"][0]["id"].is_i64(), "{}", r.raw);
+        let r = s.get_mv("/os-services", &s.admin, "2.53").await;
         let svc_id = r.json["services"][0]["id"].as_str().unwrap().to_string();
         let r = s
             .call(

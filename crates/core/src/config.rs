@@ -407,6 +407,16 @@ pub struct ComputeConfig {
     /// Seconds without a heartbeat after which a compute service is down (Nova's
     /// `service_down_time`).
     pub service_down_time_s: i64,
+    /// Whether a resize may land on the host the server is on (Nova's
+    /// `allow_resize_to_same_host`). Unset: `false`, as Nova, for `strata server`; `true` for
+    /// `strata up`, whose all-in-one is often the only host (as DevStack sets it).
+    pub allow_resize_to_same_host: Option<bool>,
+    /// Seconds a shelved server keeps its guest before it is offloaded (Nova's
+    /// `shelved_offload_time`): 0 offloads at once, a negative value never.
+    pub shelved_offload_time: i64,
+    /// Seconds a deleted server is kept SOFT_DELETED (restorable) before it is reclaimed
+    /// (Nova's `reclaim_instance_interval`): 0 deletes at once.
+    pub reclaim_instance_interval: i64,
 }
 
 impl Default for ComputeConfig {
@@ -430,6 +440,9 @@ impl Default for ComputeConfig {
             quota_security_group_rules: 20,
             max_attempts: 3,
             service_down_time_s: 60,
+            allow_resize_to_same_host: None,
+            shelved_offload_time: 0,
+            reclaim_instance_interval: 0,
         }
     }
 }

@@ -606,6 +606,36 @@ impl PlacementService {
         .await
     }
 
+    /// Adds `add` to a provider's aggregates and takes `remove` from them, in one write at
+    /// whatever generation the provider is (what Nova's `aggregate_add_host` and
+    /// `aggregate_remove_host` do for a compute host aggregate). Idempotent: adding an
+    /// aggregate the provider is in, or removing one it is not, changes nothing and keeps the
+    /// generation. Returns the provider's generation.
+    pub async fn provider_aggregates_update(
+        &self,
+        uuid: String,
+        add: BTreeSet<String>,
+        remove: BTreeSet<String>,
+    ) -> PlacementResult<i64> {
+        self.write(move |tx| {
+            let (uuid, add, remove) = (uuid.clone(), add.clone(), remove.clone());
+            Box::pin(async move {
+                let Some(p) = db::provider_get(tx.conn(), &uuid).await? else {
+                    return Ok(Err(PlacementError::provider_not_found(&uuid)));
+                };
+                let old = db::provider_aggregates(tx.conn(), &uuid).await?;
+                let mut new: BTreeSet<String> = old.difference(&remove).cloned().collect();
+                new.extend(add.iter().cloned());
+                if new == old {
+                    return Ok(Ok(p.generation));
+                }
+                db::provider_aggregates_set(tx, &uuid, &new).await?;
+                bump(tx, &uuid, Some(p.generation)).await
+            })
+        })
+        .await
+    }
+
     /// Creates a custom trait; `false` when it existed already.
     pub async fn trait_put(&self, name: String) -> PlacementResult<bool> {
         self.write(move |tx| {

@@ -55,6 +55,9 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(15, "0015_compute_hosts"),
     portable!(16, "0016_compute_servers"),
     portable!(17, "0017_compute_scale"),
+    portable!(18, "0018_compute_migrations"),
+    portable!(19, "0019_compute_aggregates"),
+    portable!(20, "0020_compute_server_move_host"),
 ];
 
 impl Store {

@@ -65,6 +65,16 @@ pub struct UpArgs {
     /// registers as a hypervisor with 8 VCPUs, 16 GiB and 100 GB.
     #[arg(long, default_value_t = 0)]
     pub fake_hosts: u32,
+    /// The driver of the all-in-one's own compute host: `fake` (in memory) or `libvirt` (real
+    /// QEMU guests through libvirt on this machine; docs/operator-guide.md).
+    #[arg(long, value_parser = ["fake", "libvirt"], default_value = "fake")]
+    pub hypervisor: String,
+    /// libvirt: `kvm`, `qemu` (TCG) or `auto`.
+    #[arg(long, default_value = "auto")]
+    pub virt_type: String,
+    /// libvirt: guests' disks and the image cache [default: <data-dir>/instances].
+    #[arg(long)]
+    pub instances_path: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,11 +163,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let dir = dir.canonicalize().unwrap_or(dir);
     cfg.server.listen = args.listen;
     cfg.server.data_dir = Some(dir.clone());
+    // An all-in-one often has one compute host: a resize may stay on it (as in DevStack).
+    cfg.compute.allow_resize_to_same_host.get_or_insert(true);
     if cfg.database.url.is_empty() {
         cfg.database.url = format!("sqlite://{}", dir.join("strata.db").display());
     }
+    let own_libvirt = if args.hypervisor == "libvirt" {
+        use strata_agent::libvirt::{LibvirtConfig, VirtType};
+        let virt = VirtType::parse(&args.virt_type).map_err(anyhow::Error::msg)?;
+        let path = args
+            .instances_path
+            .clone()
+            .unwrap_or_else(|| dir.join("instances"));
+        Some(LibvirtConfig::new(path, virt))
+    } else {
+        None
+    };
     let clouds_path = dir.join("clouds.yaml");
-    run(cfg, true, args.fake_hosts, |url, boot| {
+    run(cfg, true, args.fake_hosts, own_libvirt, |url, boot| {
         let auth_url = format!("{url}/identity");
         match boot {
             Some(b) => clouds::write(
@@ -195,7 +218,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = cfg.server.data_dir.clone();
     // TODO-correctness: replicas sharing a database need a lease-guarded recovery of
     // interrupted uploads; until then only `up` recovers them.
-    run(cfg, false, 0, move |url, boot| {
+    run(cfg, false, 0, None, move |url, boot| {
         if let Some(b) = boot {
             // First start of a fresh database: hand the generated admin password to the
             // operator once, in a private file when there is a data dir, never in the logs.
@@ -255,6 +278,7 @@ async fn run(
     cfg: Config,
     sole_writer: bool,
     fake_hosts: u32,
+    own_libvirt: Option<strata_agent::libvirt::LibvirtConfig>,
     ready: impl FnOnce(&str, Option<strata_identity::Bootstrap>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     // Before anything else: a signal during start-up then shuts down gracefully once serving.
@@ -379,10 +403,24 @@ async fn run(
         hosts.push(network.config().agent_host());
     }
     hosts.extend((1..=fake_hosts).map(|i| format!("fake-{i}")));
-    for host in hosts {
-        let hv = Arc::new(strata_agent::FakeHypervisor::new(8, 16384, 100));
+    for (i, host) in hosts.into_iter().enumerate() {
         let server = Arc::new(strata_compute::agent::LocalControlPlane(compute.clone()));
-        let agent = strata_agent::NodeAgent::new(host, "127.0.0.1", server, hv);
+        let agent = match (&own_libvirt, i == 0 && sole_writer) {
+            (Some(cfg), true) => {
+                tracing::info!(virt_type = cfg.virt_type.domain_type(),
+                    instances = %cfg.instances_path.display(), "own host: libvirt driver");
+                let hv = Arc::new(strata_agent::libvirt::LibvirtDriver::new(
+                    cfg.clone(),
+                    server.clone(),
+                ));
+                strata_agent::NodeAgent::new(host, "127.0.0.1", server, hv)
+                    .with_work_dir(cfg.instances_path.join("snapshots"))
+            }
+            _ => {
+                let hv = Arc::new(strata_agent::FakeHypervisor::new(8, 16384, 100));
+                strata_agent::NodeAgent::new(host, "127.0.0.1", server, hv)
+            }
+        };
         agents.push(tokio::spawn(Arc::new(agent).run(stop_rx.clone())));
     }
     let app = strata_api::assemble(

@@ -69,14 +69,36 @@ pub async fn service_list(
         .iter()
         .filter(|s| pairs.get("host").is_none_or(|h| s.host == h))
         .filter(|s| pairs.get("binary").is_none_or(|b| s.binary == b))
-        .map(|s| service_view(s, now, down, mv.at_least(11)))
+        .map(|s| service_view(s, now, down, mv))
         .collect();
     Ok(Json(json!({ "services": list })))
 }
 
-fn service_view(s: &Service, now: i64, down: i64, forced_down: bool) -> Value {
+/// The integer id a service has below 2.53 (Nova's database id then; Tempest's 2.1 schema
+/// takes an integer or a cell-qualified `name@N`): derived from the service's UUID, so it is
+/// stable and `DELETE /os-services/{id}` finds the service by it.
+pub fn legacy_service_id(uuid: &str) -> i64 {
+    let hex: String = uuid
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    i64::from_str_radix(&hex, 16).unwrap_or(0) & 0x7fff_ffff
+}
+
+/// A service's id as shown at `mv`.
+fn shown_service_id(id: &str, mv: Microversion) -> Value {
+    if mv.at_least(53) {
+        json!(id)
+    } else {
+        json!(legacy_service_id(id))
+    }
+}
+
+fn service_view(s: &Service, now: i64, down: i64, mv: Microversion) -> Value {
+    let forced_down = mv.at_least(11);
     let mut v = json!({
-        "id": s.id, "binary": s.binary, "host": s.host, "zone": s.zone,
+        "id": shown_service_id(&s.id, mv), "binary": s.binary, "host": s.host, "zone": s.zone,
         "status": status(s), "state": state(s, now, down),
         "disabled_reason": s.disabled_reason,
         "updated_at": super::views::nova_time(s.last_seen_up.unwrap_or(s.updated_at)),
@@ -206,7 +228,7 @@ pub async fn service_update(
             ));
         }
         save_service(&svc, &s).await?;
-        return Ok(Json(json!({"service": service_view(&s, now, down, true)})));
+        return Ok(Json(json!({"service": service_view(&s, now, down, mv)})));
     }
     let mut allowed = vec!["host", "binary", "disabled_reason"];
     if mv.at_least(11) {
@@ -296,7 +318,7 @@ pub async fn service_delete(
     let Some(s) = hosts::services(svc.store())
         .await?
         .into_iter()
-        .find(|s| s.id == id)
+        .find(|s| s.id == id || (!mv.at_least(53) && legacy_service_id(&s.id).to_string() == id))
     else {
         return Err(NovaError::not_found(format!("Service {id} not found.")));
     };
@@ -311,14 +333,20 @@ pub async fn service_delete(
         .into_iter()
         .filter(|n| n.service_id == s.id)
         .collect();
-    let (sid, node_ids) = (
+    let (sid, node_ids, host) = (
         s.id.clone(),
         nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
+        s.host.clone(),
     );
+    let is_compute = s.binary == "nova-compute";
     svc.store()
         .write(move |tx| {
-            let (sid, node_ids) = (sid.clone(), node_ids.clone());
+            let (sid, node_ids, host) = (sid.clone(), node_ids.clone(), host.clone());
             Box::pin(async move {
+                // As Nova: a deleted compute service's host leaves its aggregates.
+                if is_compute {
+                    crate::aggregates::forget_host_tx(tx, &host).await?;
+                }
                 for n in &node_ids {
                     sqlx::query("DELETE FROM compute_node WHERE id = $1")
                         .bind(n)
@@ -415,7 +443,7 @@ fn detailed(
     m.insert("host_ip".into(), json!(r.host_ip));
     m.insert(
         "service".into(),
-        json!({"host": n.host, "id": n.service_id,
+        json!({"host": n.host, "id": shown_service_id(&n.service_id, mv),
                "disabled_reason": s.and_then(|s| s.disabled_reason.clone())}),
     );
     if mv.at_least(88) {
@@ -439,7 +467,15 @@ fn detailed(
             ("current_workload", json!(0)),
             ("running_vms", json!(u.vms)),
             ("disk_available_least", json!(r.local_gb - u.disk_gb)),
-            ("cpu_info", json!(r.cpu_info.to_string())),
+            // A JSON object from 2.28, its text before.
+            (
+                "cpu_info",
+                match (&r.cpu_info, mv.at_least(28)) {
+                    (Value::Object(_), true) => r.cpu_info.clone(),
+                    (_, true) => json!({}),
+                    (v, false) => json!(v.to_string()),
+                },
+            ),
         ] {
             m.insert(k.into(), v);
         }

@@ -7,11 +7,15 @@
 //! refuses it (400) when it is not the token's project, and to the link builder, which keeps it
 //! in `self`/`bookmark` links as Nova does.
 
+pub mod aggregates;
+pub mod deferred;
 pub mod flavors;
 pub mod hosts;
 pub mod images;
 pub mod instance_actions;
+pub mod interfaces;
 pub mod keypairs;
+pub mod migrations;
 pub mod quotas;
 pub mod server_actions;
 pub mod server_groups;
@@ -19,6 +23,7 @@ pub mod server_meta;
 pub mod server_tags;
 pub mod server_volumes;
 pub mod servers;
+pub mod usage;
 pub mod versions;
 pub mod views;
 pub mod zones;
@@ -83,6 +88,10 @@ pub fn router(svc: ComputeService) -> Router {
         .merge(server_volumes::routes())
         .merge(instance_actions::routes())
         .merge(server_groups::routes())
+        .merge(migrations::routes())
+        .merge(aggregates::routes())
+        .merge(interfaces::routes())
+        .merge(usage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::version::layer));

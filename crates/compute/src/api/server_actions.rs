@@ -18,7 +18,7 @@ use super::Links;
 use crate::error::{NovaError, NovaResult};
 use crate::extract::{Auth, Body, Mv};
 use crate::schema::{self, fail, repr};
-use crate::server::{task, vm, Server};
+use crate::server::{migration, task, vm, FlavorCopy, Move, Server, Shelve};
 use crate::server_db as sdb;
 use crate::version::Microversion;
 use crate::{db, ComputeService};
@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_agent_api::Power;
 use strata_api::{AuthContext, RequestId};
+use strata_core::time::now_micros;
 
 pub fn routes() -> Router<ComputeService> {
     Router::new().route("/servers/{id}/action", post(server_action))
@@ -110,6 +111,18 @@ pub async fn server_action(
         "removeSecurityGroup" => security_group(c, &arg, false).await,
         "changePassword" => change_password(c, &arg).await,
         "createImage" => create_image(c, &arg).await,
+        "restore" => super::deferred::server_restore(&c.svc, &c.auth, &c.request_id, &c.id).await,
+        "forceDelete" => {
+            super::deferred::server_force_delete(&c.svc, &c.auth, &c.request_id, &c.id).await
+        }
+        "resize" => resize(c, &arg).await,
+        "confirmResize" => confirm_resize(c).await,
+        "revertResize" => revert_resize(c).await,
+        "migrate" => migrate(c, &arg).await,
+        "os-migrateLive" => live_migrate(c, &arg).await,
+        "shelve" => shelve(c).await,
+        "shelveOffload" => shelve_offload(c).await,
+        "unshelve" => unshelve(c, &arg).await,
         other => Err(NovaError::bad_request(format!(
             "There is no such action: {other}"
         ))),
@@ -1313,6 +1326,866 @@ async fn create_image(c: Call, arg: &Value) -> NovaResult<Response> {
     }
     let location = c.svc.image_url(&image_id);
     Ok((StatusCode::ACCEPTED, [(http::header::LOCATION, location)]).into_response())
+}
+
+// ------------------------------------------------------------------ moves
+
+/// Nova's `check_instance_host(check_is_up=True)`: a host runs the guest, and its service is
+/// up (409 `ServiceUnavailable` otherwise).
+async fn check_host_up(c: &Call, s: &Server) -> NovaResult<()> {
+    check_host(s)?;
+    let host = s.host.as_deref().unwrap_or_default();
+    if !crate::controller::host_is_up(&c.svc, host).await? {
+        return Err(NovaError::conflict("Service is unavailable at this time."));
+    }
+    Ok(())
+}
+
+/// Nova's `ComputeHostNotFound` (400 where the moves raise it) unless `host` has a node.
+async fn check_compute_host(c: &Call, host: &str) -> NovaResult<()> {
+    if crate::hosts::nodes(c.svc.store())
+        .await?
+        .iter()
+        .any(|n| n.host == host)
+    {
+        Ok(())
+    } else {
+        Err(NovaError::bad_request(format!(
+            "Compute host {host} could not be found."
+        )))
+    }
+}
+
+/// Nova's `parameter_types.fqdn` with `null` allowed (the `host` of a migration).
+fn fqdn_or_null(v: &Value, field: &str) -> NovaResult<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            schema::string(v, field, 1, 255)?;
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            {
+                return Err(fail(
+                    Some(field),
+                    v,
+                    format!("{} does not match '^[a-zA-Z0-9-._]*$'", repr(v)),
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        other => Err(fail(
+            Some(field),
+            other,
+            format!("{} is not of type 'string', 'null'", repr(other)),
+        )),
+    }
+}
+
+/// The server's copy of a flavor.
+fn flavor_copy(f: &crate::model::Flavor) -> FlavorCopy {
+    FlavorCopy {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        vcpus: f.vcpus,
+        memory_mb: f.memory_mb,
+        root_gb: f.root_gb,
+        ephemeral_gb: f.ephemeral_gb,
+        swap: f.swap,
+        extra_specs: f
+            .extra_specs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What a move starts from (the server `n` as the write finds it).
+struct MoveStart {
+    id: i64,
+    kind: &'static str,
+    status: &'static str,
+    request_id: String,
+    user_id: String,
+    new_flavor: FlavorCopy,
+    requested_host: Option<String>,
+    force: bool,
+}
+
+fn new_move(n: &Server, m: MoveStart) -> Move {
+    let now = now_micros();
+    Move {
+        id: m.id,
+        uuid: uuid::Uuid::new_v4().to_string(),
+        kind: m.kind.into(),
+        status: m.status.into(),
+        request_id: m.request_id,
+        user_id: m.user_id,
+        source_host: n.host.clone().unwrap_or_default(),
+        source_node: n.node.clone().or(n.host.clone()).unwrap_or_default(),
+        dest_host: None,
+        dest_node: None,
+        dest_ip: None,
+        requested_host: m.requested_host,
+        force: m.force,
+        old_flavor: n.flavor.clone(),
+        new_flavor: m.new_flavor,
+        old_vm_state: n.vm_state.clone(),
+        old_power: n.power,
+        old_zone: n.availability_zone.clone(),
+        other: None,
+        abort: None,
+        finishing: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Starts a move in one store write: `f` checks the server as the write finds it and records
+/// the move (given the new migration's id); the quota for `(cores, ram)` grown by a resize is
+/// counted in the same write (403 over it, as Nova's upsize check); the action starts.
+async fn start_move<F>(
+    c: &Call,
+    action: &'static str,
+    event: &'static str,
+    grow: Option<(i64, i64)>,
+    f: F,
+) -> NovaResult<Server>
+where
+    F: Fn(&mut Server, i64) -> NovaResult<()> + Send + Sync + Clone + 'static,
+{
+    let (id, rid, user) = (
+        c.id.clone(),
+        c.request_id.clone(),
+        c.auth.user().to_string(),
+    );
+    let cfg = c.svc.config().clone();
+    c.svc
+        .store()
+        .write_or_refuse(move |tx| {
+            let (id, rid, user, cfg, f) = (
+                id.clone(),
+                rid.clone(),
+                user.clone(),
+                cfg.clone(),
+                f.clone(),
+            );
+            Box::pin(async move {
+                let Some(old) = sdb::get_tx(tx, &id).await? else {
+                    return Ok(Err(servers::not_found(&id)));
+                };
+                if old.deleted {
+                    return Ok(Err(servers::not_found(&id)));
+                }
+                let mut n = old.clone();
+                let mid = sdb::next_migration_id(tx).await?;
+                if let Err(e) = f(&mut n, mid) {
+                    return Ok(Err(e));
+                }
+                if let Some((dc, dr)) = grow.filter(|(c, r)| *c > 0 || *r > 0) {
+                    let (p, u) = (old.project_id.clone(), old.user_id.clone());
+                    let limits = super::quotas::limits_tx(tx, &cfg, &p, &u).await?;
+                    let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
+                    let (lc, lr) = (limit("cores"), limit("ram"));
+                    if (lc >= 0 && dc > 0) || (lr >= 0 && dr > 0) {
+                        let (_, uc, ur) = sdb::usage(tx, &p, None).await?;
+                        let mut overs = Vec::new();
+                        if lc >= 0 && dc > 0 && uc + dc > lc {
+                            overs.push(("cores", dc, uc, lc));
+                        }
+                        if lr >= 0 && dr > 0 && ur + dr > lr {
+                            overs.push(("ram", dr, ur, lr));
+                        }
+                        if !overs.is_empty() {
+                            return Ok(Err(servers::over_quota(&overs)));
+                        }
+                    }
+                }
+                sdb::action_start(tx, &n, &rid, action, &user, event).await?;
+                sdb::save(tx, &old, &mut n).await?;
+                Ok(Ok(n))
+            })
+        })
+        .await?
+}
+
+/// `{"resize": {"flavorRef": ..., "OS-DCF:diskConfig"?}}` as Nova's schema checks it.
+fn parse_resize(arg: &Value) -> NovaResult<(String, Option<String>)> {
+    let m = schema::object(arg, Some("resize"))?;
+    schema::only(m, &["flavorRef", "OS-DCF:diskConfig"], Some("resize"), arg)?;
+    let v = schema::require(m, "flavorRef", Some("resize"), arg)?;
+    let flavor = match v {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) if n.is_i64() => n.to_string(),
+        Value::String(_) => {
+            return Err(fail(
+                Some("flavorRef"),
+                v,
+                format!("{} is too short", repr(v)),
+            ))
+        }
+        other => {
+            return Err(fail(
+                Some("flavorRef"),
+                other,
+                format!("{} is not of type 'string', 'integer'", repr(other)),
+            ))
+        }
+    };
+    let disk_config = match m.get("OS-DCF:diskConfig") {
+        None => None,
+        Some(Value::String(s)) if s == "AUTO" || s == "MANUAL" => Some(s.clone()),
+        Some(v) => {
+            return Err(fail(
+                Some("OS-DCF:diskConfig"),
+                v,
+                format!("{} is not one of ['AUTO', 'MANUAL']", repr(v)),
+            ))
+        }
+    };
+    Ok((flavor, disk_config))
+}
+
+/// The flavor a resize asks for, as Nova's `get_flavor_by_flavor_id` finds it for the
+/// caller (400 `FlavorNotFound` when unknown, disabled, or private and not shared).
+async fn resize_flavor(c: &Call, wanted: &str) -> NovaResult<crate::model::Flavor> {
+    let id = servers::last_segment(wanted).to_string();
+    let not_found = || NovaError::bad_request(format!("Flavor {id} could not be found."));
+    let Some(f) = db::get_flavor(c.svc.store(), &id).await? else {
+        return Err(not_found());
+    };
+    if !f.is_public && !c.auth.admin() {
+        let access = db::flavor_access(c.svc.store(), &f.id).await?;
+        if !access.iter().any(|p| p == c.auth.project()) {
+            return Err(not_found());
+        }
+    }
+    Ok(f)
+}
+
+/// The checks of the server's image against a new flavor (Nova's
+/// `_validate_flavor_image_nostatus`, its memory and disk parts).
+async fn check_image_fits(c: &Call, s: &Server, f: &FlavorCopy) -> NovaResult<()> {
+    if s.image_ref.is_empty() {
+        return Ok(());
+    }
+    let ctx = crate::controller::service_context(&s.project_id);
+    let path = format!("/images/{}", s.image_ref);
+    let Some(a) = c.svc.glance(ctx, Method::GET, &path, None).await else {
+        return Ok(());
+    };
+    if !a.ok() {
+        // As Nova's resize of a server whose image went: the image's limits are unknown.
+        return Ok(());
+    }
+    let img = a.body;
+    if f.memory_mb < img["min_ram"].as_i64().unwrap_or(0) {
+        return Err(NovaError::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    if !s.boot_from_volume() && f.root_gb > 0 {
+        let disk = f.root_gb << 30;
+        let size = img["size"].as_i64().unwrap_or(0);
+        if size > disk {
+            return Err(NovaError::bad_request(format!(
+                "Flavor's disk is too small for requested image. Flavor disk is {disk} bytes, \
+                 image is {size} bytes."
+            )));
+        }
+        let min_disk = img["min_disk"].as_i64().unwrap_or(0);
+        if min_disk > f.root_gb {
+            return Err(NovaError::bad_request(format!(
+                "Flavor's disk is smaller than the minimum size specified in image metadata. \
+                 Flavor disk is {disk} bytes, minimum size is {} bytes.",
+                min_disk << 30
+            )));
+        }
+    }
+    Ok(())
+}
+
+const RESIZE_STATES: &[&str] = &[vm::ACTIVE, vm::STOPPED];
+
+/// `resize`: 202; the controller moves the server to a host with room for the new flavor
+/// (`crate::moves`) and it waits in VERIFY_RESIZE.
+async fn resize(c: Call, arg: &Value) -> NovaResult<Response> {
+    let (flavor_ref, disk_config) = parse_resize(arg)?;
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:servers:resize")?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, RESIZE_STATES, &[None], "resize")?;
+    check_host_up(&c, &s).await?;
+    let flavor = resize_flavor(&c, &flavor_ref).await?;
+    let new = flavor_copy(&flavor);
+    let bfv = s.boot_from_volume();
+    if new.root_gb == 0 && s.flavor.root_gb != 0 && !bfv {
+        return Err(NovaError::bad_request(
+            "Server disk was unable to be resized because: Resize to zero disk flavor is not \
+             allowed.",
+        ));
+    }
+    if new.id == s.flavor.id {
+        return Err(NovaError::bad_request(
+            "When resizing, instances must change flavor!",
+        ));
+    }
+    if flavor.disabled {
+        return Err(NovaError::bad_request(format!(
+            "Flavor {} could not be found.",
+            new.id
+        )));
+    }
+    // A local root disk is not shrunk (Nova's drivers refuse it when the move runs; refused
+    // here before anything moves).
+    if !bfv && new.root_gb < s.flavor.root_gb {
+        return Err(NovaError::bad_request(
+            "Server disk was unable to be resized because: Unable to resize disk down.",
+        ));
+    }
+    check_image_fits(&c, &s, &new).await?;
+    let grow = (
+        (new.vcpus - s.flavor.vcpus).max(0),
+        (new.memory_mb - s.flavor.memory_mb).max(0),
+    );
+    let (ctx, rid, user) = (c.ctx(), c.request_id.clone(), c.auth.user().to_string());
+    start_move(
+        &c,
+        "resize",
+        crate::moves::event::MIGRATE_SERVER,
+        Some(grow),
+        move |n, id| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, RESIZE_STATES, &[None], "resize")?;
+            check_host(n)?;
+            n.migration = Some(new_move(
+                n,
+                MoveStart {
+                    id,
+                    kind: migration::RESIZE,
+                    status: migration::PRE_MIGRATING,
+                    request_id: rid.clone(),
+                    user_id: user.clone(),
+                    new_flavor: new.clone(),
+                    requested_host: None,
+                    force: false,
+                },
+            ));
+            if let Some(dc) = &disk_config {
+                n.disk_config = dc.clone();
+            }
+            n.task_state = Some(task::RESIZE_PREP.into());
+            n.progress = 0;
+            Ok(())
+        },
+    )
+    .await?;
+    accepted()
+}
+
+/// The finished move of a resized server (400 `Instance has not been resized.` otherwise).
+fn finished_move(s: &Server) -> NovaResult<&Move> {
+    s.active_move()
+        .filter(|m| m.status == migration::FINISHED)
+        .ok_or_else(|| NovaError::bad_request("Instance has not been resized."))
+}
+
+/// `confirmResize`: 204; the source's guest and allocation go, then the server is ACTIVE.
+async fn confirm_resize(c: Call) -> NovaResult<Response> {
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:servers:confirm_resize")?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, &[vm::RESIZED], &[None], "confirmResize")?;
+    let m = finished_move(&s)?;
+    // The source's service must be up to remove its guest (Nova's `ServiceUnavailable`).
+    if !crate::controller::host_is_up(&c.svc, &m.source_host).await? {
+        return Err(NovaError::conflict("Service is unavailable at this time."));
+    }
+    let (ctx, rid, mid) = (c.ctx(), c.request_id.clone(), m.id);
+    mutate_with(
+        &c.svc,
+        &c.id,
+        c.record("confirmResize", crate::moves::event::CONFIRM_RESIZE),
+        move |n| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, &[vm::RESIZED], &[None], "confirmResize")?;
+            finished_move(n)?;
+            let Some(m) = n.active_move_mut().filter(|m| m.id == mid) else {
+                return Err(NovaError::bad_request("Instance has not been resized."));
+            };
+            m.status = migration::CONFIRMING.into();
+            m.request_id = rid.clone();
+            if let Some(o) = m.other.as_mut() {
+                o.wanted = false;
+                o.gone = false;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `revertResize`: 202; back to the source host with the old flavor (`crate::moves`).
+async fn revert_resize(c: Call) -> NovaResult<Response> {
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:servers:revert_resize")?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, &[vm::RESIZED], &[None], "revertResize")?;
+    let mid = finished_move(&s)?.id;
+    let (ctx, rid) = (c.ctx(), c.request_id.clone());
+    mutate_with(
+        &c.svc,
+        &c.id,
+        c.record("revertResize", crate::moves::event::REVERT_RESIZE),
+        move |n| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, &[vm::RESIZED], &[None], "revertResize")?;
+            finished_move(n)?;
+            let Some(m) = n.active_move_mut().filter(|m| m.id == mid) else {
+                return Err(NovaError::bad_request("Instance has not been resized."));
+            };
+            m.status = migration::REVERTING.into();
+            m.request_id = rid.clone();
+            n.task_state = Some(task::RESIZE_REVERTING.into());
+            Ok(())
+        },
+    )
+    .await?;
+    accepted()
+}
+
+/// `migrate` (`{"migrate": null}`, from 2.56 `{"migrate": {"host": ...}}`): a cold migration,
+/// as a resize to the same flavor on another host. Admins only.
+async fn migrate(c: Call, arg: &Value) -> NovaResult<Response> {
+    let mut host = None;
+    if c.mv.at_least(56) {
+        match arg {
+            Value::Null => {}
+            Value::Object(m) => {
+                schema::only(m, &["host"], Some("migrate"), arg)?;
+                if let Some(v) = m.get("host") {
+                    host = fqdn_or_null(v, "host")?;
+                }
+            }
+            other => {
+                return Err(fail(
+                    Some("migrate"),
+                    other,
+                    format!("{} is not of type 'object', 'null'", repr(other)),
+                ))
+            }
+        }
+    }
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    c.auth.require_admin(if host.is_some() {
+        "os_compute_api:os-migrate-server:migrate:host"
+    } else {
+        "os_compute_api:os-migrate-server:migrate"
+    })?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, RESIZE_STATES, &[None], "migrate")?;
+    check_host_up(&c, &s).await?;
+    if let Some(h) = &host {
+        if s.host.as_deref() == Some(h.as_str()) {
+            return Err(NovaError::bad_request(
+                "Cannot migrate to the host where the server exists.",
+            ));
+        }
+        check_compute_host(&c, h).await?;
+    }
+    let (ctx, rid, user) = (c.ctx(), c.request_id.clone(), c.auth.user().to_string());
+    start_move(
+        &c,
+        "migrate",
+        crate::moves::event::MIGRATE_SERVER,
+        None,
+        move |n, id| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, RESIZE_STATES, &[None], "migrate")?;
+            check_host(n)?;
+            let flavor = n.flavor.clone();
+            n.migration = Some(new_move(
+                n,
+                MoveStart {
+                    id,
+                    kind: migration::MIGRATION,
+                    status: migration::PRE_MIGRATING,
+                    request_id: rid.clone(),
+                    user_id: user.clone(),
+                    new_flavor: flavor,
+                    requested_host: host.clone(),
+                    force: false,
+                },
+            ));
+            n.task_state = Some(task::RESIZE_PREP.into());
+            n.progress = 0;
+            Ok(())
+        },
+    )
+    .await?;
+    accepted()
+}
+
+/// `os-migrateLive` (`host`, `block_migration`, `disk_over_commit` below 2.25, `force` from
+/// 2.30 to 2.67): the guest is built on the destination while the source's keeps running,
+/// then the server is the destination's. Admins only. From 2.34 the checks Nova's conductor
+/// makes (the destination is not the source, has room, is up) fail the migration after the
+/// 202; below, they are 400s.
+async fn live_migrate(c: Call, arg: &Value) -> NovaResult<Response> {
+    let key = Some("os-migrateLive");
+    let m = schema::object(arg, key)?;
+    let mv = c.mv;
+    let allowed: &[&str] = if !mv.at_least(25) {
+        &["block_migration", "disk_over_commit", "host"]
+    } else if mv.at_least(30) && !mv.at_least(68) {
+        &["block_migration", "host", "force"]
+    } else {
+        &["block_migration", "host"]
+    };
+    schema::only(m, allowed, key, arg)?;
+    let bm = schema::require(m, "block_migration", key, arg)?;
+    if !mv.at_least(25) {
+        schema::require(m, "disk_over_commit", key, arg)?;
+    }
+    let host_v = schema::require(m, "host", key, arg)?;
+    if mv.at_least(25) && bm.as_str() == Some("auto") {
+        // `block_migration: auto`: the driver decides (the fake needs no disk copy).
+    } else {
+        let b = schema::boolean(bm, "block_migration");
+        if mv.at_least(25) {
+            b.map_err(|_| {
+                fail(
+                    Some("block_migration"),
+                    bm,
+                    format!(
+                        "{} is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', \
+                         'on', 'YES', 'Yes', 'yes', False, 'False', 'FALSE', 'false', '0', \
+                         'OFF', 'Off', 'off', 'NO', 'No', 'no', 'auto']",
+                        repr(bm)
+                    ),
+                )
+            })?;
+        } else {
+            b?;
+        }
+    }
+    if let Some(d) = m.get("disk_over_commit") {
+        schema::boolean(d, "disk_over_commit")?;
+    }
+    let host = fqdn_or_null(host_v, "host")?;
+    let force = match m.get("force") {
+        Some(v) => schema::boolean(v, "force")?,
+        None => false,
+    };
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    c.auth.require_admin(if host.is_some() {
+        "os_compute_api:os-migrate-server:migrate_live:host"
+    } else {
+        "os_compute_api:os-migrate-server:migrate_live"
+    })?;
+    if force && host.is_none() {
+        return Err(NovaError::bad_request(
+            "Can't force to a non-provided destination",
+        ));
+    }
+    check_lock(&c.auth, &s)?;
+    check_state(&s, &[vm::ACTIVE, vm::PAUSED], &[None], "os-migrateLive")?;
+    check_host(&s)?;
+    if let Some(h) = &host {
+        check_compute_host(&c, h).await?;
+        if !mv.at_least(34) {
+            // The conductor's checks, answered synchronously below 2.34.
+            if s.host.as_deref() == Some(h.as_str()) {
+                return Err(NovaError::bad_request(format!(
+                    "Unable to migrate instance ({}) to current host ({h}).",
+                    s.id
+                )));
+            }
+            if !crate::controller::host_is_up(&c.svc, h).await? {
+                return Err(NovaError::bad_request(format!(
+                    "Compute service of {h} is unavailable at this time."
+                )));
+            }
+        }
+    }
+    let (ctx, rid, user) = (c.ctx(), c.request_id.clone(), c.auth.user().to_string());
+    start_move(
+        &c,
+        "live-migration",
+        crate::moves::event::LIVE_MIGRATE,
+        None,
+        move |n, id| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, &[vm::ACTIVE, vm::PAUSED], &[None], "os-migrateLive")?;
+            check_host(n)?;
+            let flavor = n.flavor.clone();
+            let mut mv = new_move(
+                n,
+                MoveStart {
+                    id,
+                    kind: migration::LIVE,
+                    status: migration::ACCEPTED,
+                    request_id: rid.clone(),
+                    user_id: user.clone(),
+                    new_flavor: flavor,
+                    requested_host: host.clone(),
+                    force,
+                },
+            );
+            mv.dest_host = host.clone();
+            n.migration = Some(mv);
+            n.task_state = Some(task::MIGRATING.into());
+            Ok(())
+        },
+    )
+    .await?;
+    accepted()
+}
+
+// ------------------------------------------------------------------ shelve
+
+const SHELVE_STATES: &[&str] = &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED];
+
+/// `shelve`: 202; an image-backed server's root disk is snapshotted into a `<name>-shelved`
+/// image (as `createImage` does), the guest stopped, and the server SHELVED — offloaded at
+/// once with `shelved_offload_time` 0 (SHELVED_OFFLOADED: no guest, no host, no allocation).
+/// A volume-backed server is offloaded directly.
+async fn shelve(c: Call) -> NovaResult<Response> {
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:os-shelve:shelve")?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, SHELVE_STATES, &[None], "shelve")?;
+    check_host(&s)?;
+    let job = if s.boot_from_volume() {
+        None
+    } else {
+        let name = format!("{}-shelved", s.name);
+        let (image_id, disk_format, container_format) =
+            create_snapshot_image(&c, &s, &name, &BTreeMap::new()).await?;
+        Some(crate::server::SnapshotJob {
+            image_id,
+            owner_project: c.auth.project().to_string(),
+            disk_format,
+            container_format,
+        })
+    };
+    let (ctx, rid) = (c.ctx(), c.request_id.clone());
+    let event = if job.is_some() {
+        crate::moves::event::SHELVE
+    } else {
+        crate::moves::event::SHELVE_OFFLOAD
+    };
+    let j = job.clone();
+    let owner = c.auth.project().to_string();
+    let written = mutate_with(&c.svc, &c.id, c.record("shelve", event), move |n| {
+        check_lock(&Auth(ctx.clone()), n)?;
+        check_state(n, SHELVE_STATES, &[None], "shelve")?;
+        check_host(n)?;
+        n.shelve = Some(Shelve {
+            image_id: j.as_ref().map(|j| j.image_id.clone()),
+            image_owner: owner.clone(),
+            request_id: rid.clone(),
+            old_power: n.power,
+            shelved_at: None,
+            host: None,
+        });
+        n.task_state = Some(
+            if j.is_some() {
+                task::SHELVING_IMAGE_PENDING_UPLOAD
+            } else {
+                task::SHELVING_OFFLOADING
+            }
+            .into(),
+        );
+        n.snapshot = j.clone();
+        n.power = Power::Shutdown;
+        n.generation += 1;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = written {
+        if let Some(j) = &job {
+            let path = format!("/images/{}", j.image_id);
+            let _ = c.svc.glance(c.ctx(), Method::DELETE, &path, None).await;
+        }
+        return Err(e);
+    }
+    accepted()
+}
+
+/// `shelveOffload`: 202; a SHELVED server's guest leaves its host.
+async fn shelve_offload(c: Call) -> NovaResult<Response> {
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:os-shelve:shelve_offload")?;
+    check_lock(&c.auth, &s)?;
+    check_state(&s, &[vm::SHELVED], &[None], "shelveOffload")?;
+    let (ctx, rid, owner) = (c.ctx(), c.request_id.clone(), c.auth.project().to_string());
+    mutate_with(
+        &c.svc,
+        &c.id,
+        c.record("shelveOffload", crate::moves::event::SHELVE_OFFLOAD),
+        move |n| {
+            check_lock(&Auth(ctx.clone()), n)?;
+            check_state(n, &[vm::SHELVED], &[None], "shelveOffload")?;
+            let power = n.power;
+            let sh = n.shelve.get_or_insert_with(|| Shelve {
+                image_id: None,
+                image_owner: owner.clone(),
+                request_id: String::new(),
+                old_power: power,
+                shelved_at: None,
+                host: None,
+            });
+            sh.request_id = rid.clone();
+            n.task_state = Some(task::SHELVING_OFFLOADING.into());
+            Ok(())
+        },
+    )
+    .await?;
+    accepted()
+}
+
+/// `unshelve`: 202. A SHELVED server is powered on where it is; a SHELVED_OFFLOADED one is
+/// scheduled again (to the zone given from 2.77, `null` unpinning it from 2.91, and to the
+/// host given from 2.91, admins only) and built there.
+async fn unshelve(c: Call, arg: &Value) -> NovaResult<Response> {
+    // `Some(None)`: unpin the zone.
+    let mut zone: Option<Option<String>> = None;
+    let mut host: Option<String> = None;
+    let key = Some("unshelve");
+    let not_object = |v: &Value| {
+        fail(
+            key,
+            v,
+            format!("{} is not of type 'object', 'null'", repr(v)),
+        )
+    };
+    if c.mv.at_least(91) {
+        match arg {
+            Value::Null => {}
+            Value::Object(m) => {
+                schema::only(m, &["availability_zone", "host"], key, arg)?;
+                if let Some(v) = m.get("availability_zone") {
+                    zone = Some(match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        other => {
+                            return Err(fail(
+                                Some("availability_zone"),
+                                other,
+                                format!("{} is not of type 'string', 'null'", repr(other)),
+                            ))
+                        }
+                    });
+                }
+                if let Some(v) = m.get("host") {
+                    host = Some(schema::string(v, "host", 0, usize::MAX)?.to_string());
+                }
+            }
+            other => return Err(not_object(other)),
+        }
+    } else if c.mv.at_least(77) {
+        match arg {
+            Value::Null => {}
+            Value::Object(m) => {
+                schema::only(m, &["availability_zone"], key, arg)?;
+                let v = schema::require(m, "availability_zone", key, arg)?;
+                zone = Some(Some(schema::name(v, "availability_zone")?.to_string()));
+            }
+            other => return Err(not_object(other)),
+        }
+    }
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    require_member(&c.auth, &s, "os_compute_api:os-shelve:unshelve")?;
+    check_lock(&c.auth, &s)?;
+    const STATES: &[&str] = &[vm::SHELVED, vm::SHELVED_OFFLOADED];
+    check_state(&s, STATES, &[None], "unshelve")?;
+    if (zone.is_some() || host.is_some()) && s.vm_state != vm::SHELVED_OFFLOADED {
+        return Err(NovaError::conflict(format!(
+            "Specifying an availability zone or a host when unshelving server \"{}\" with \
+             status \"{}\" is not supported. The server status must be SHELVED_OFFLOADED.",
+            s.id, s.vm_state
+        )));
+    }
+    let services = crate::hosts::services(c.svc.store()).await?;
+    if let Some(Some(z)) = &zone {
+        let now = strata_core::time::now_micros();
+        let available = services
+            .iter()
+            .any(|x| x.zone == *z && !x.disabled && c.svc.service_up(x, now));
+        if !available {
+            return Err(NovaError::bad_request(
+                "The requested availability zone is not available",
+            ));
+        }
+    }
+    if let Some(h) = &host {
+        c.auth
+            .require_admin("os_compute_api:os-shelve:unshelve_to_host")?;
+        check_compute_host(&c, h).await?;
+        let expected = match &zone {
+            Some(z) => z.clone(),
+            None => s
+                .requested_zone
+                .as_deref()
+                .map(|z| z.split(':').next().unwrap_or(z).to_string())
+                .filter(|z| !z.is_empty()),
+        };
+        if let Some(z) = expected {
+            let host_zone = services
+                .iter()
+                .find(|x| x.host == *h)
+                .map(|x| x.zone.clone())
+                .unwrap_or_default();
+            if host_zone != z {
+                return Err(NovaError::conflict(format!(
+                    "Host \"{h}\" is not in the availability zone \"{z}\"."
+                )));
+            }
+        }
+    }
+    let event = if s.vm_state == vm::SHELVED {
+        crate::moves::event::START
+    } else {
+        crate::moves::event::SCHEDULE
+    };
+    let (ctx, rid, owner) = (c.ctx(), c.request_id.clone(), c.auth.project().to_string());
+    mutate_with(&c.svc, &c.id, c.record("unshelve", event), move |n| {
+        check_lock(&Auth(ctx.clone()), n)?;
+        check_state(n, STATES, &[None], "unshelve")?;
+        let power = n.power;
+        let sh = n.shelve.get_or_insert_with(|| Shelve {
+            image_id: None,
+            image_owner: owner.clone(),
+            request_id: String::new(),
+            old_power: power,
+            shelved_at: None,
+            host: None,
+        });
+        sh.request_id = rid.clone();
+        sh.host = host.clone();
+        if let Some(z) = &zone {
+            n.requested_zone = z.clone();
+        }
+        if n.vm_state == vm::SHELVED {
+            n.task_state = Some(task::POWERING_ON.into());
+            n.power = Power::Running;
+            n.generation += 1;
+        } else {
+            n.task_state = Some(task::UNSHELVING.into());
+        }
+        Ok(())
+    })
+    .await?;
+    accepted()
 }
 
 #[cfg(test)]

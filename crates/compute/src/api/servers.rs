@@ -378,7 +378,7 @@ fn uuid_like(s: &str) -> bool {
 }
 
 /// The id at the end of a reference that may be a URL (`imageRef`, `flavorRef`).
-fn last_segment(s: &str) -> &str {
+pub(crate) fn last_segment(s: &str) -> &str {
     s.trim_end_matches('/').rsplit('/').next().unwrap_or(s)
 }
 
@@ -1116,7 +1116,7 @@ pub fn random_password() -> String {
 
 /// Nova's quota refusal: `Quota exceeded for cores, ram: Requested 2, 1024, but already used
 /// 19, 0 of 20, 51200 cores, ram` (403).
-fn over_quota(overs: &[(&str, i64, i64, i64)]) -> NovaError {
+pub(crate) fn over_quota(overs: &[(&str, i64, i64, i64)]) -> NovaError {
     let names: Vec<&str> = overs.iter().map(|o| o.0).collect();
     let join = |f: fn(&(&str, i64, i64, i64)) -> i64| {
         overs
@@ -1325,6 +1325,8 @@ pub async fn server_create(
         guest_gone: false,
         console: String::new(),
         snapshot: None,
+        migration: None,
+        shelve: None,
         bdms,
     };
     let (min, max) = (c.min_count, c.max_count);
@@ -2110,6 +2112,10 @@ pub async fn server_delete(
     let rid = rid
         .map(|Extension(r)| r.0)
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    // With `reclaim_instance_interval`, a soft delete (`api/deferred.rs`).
+    if super::deferred::soft_delete(&svc, &auth, &s, &rid).await? {
+        return Ok(StatusCode::NO_CONTENT);
+    }
     start_delete(&svc, &auth, &id, rid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

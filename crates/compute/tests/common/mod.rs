@@ -422,6 +422,12 @@ impl Stack {
     /// Sets up [`Cloud`] with `hosts` fake hosts (`fake-1` …) of 8 vCPUs, 16 GiB and 100 GB,
     /// and waits until every host has registered.
     pub async fn cloud(&self, hosts: usize) -> Cloud {
+        self.cloud_with(hosts, true).await
+    }
+
+    /// [`Stack::cloud`], with the lifecycle controller running or not (tests then step it
+    /// with [`ComputeService::drive_all`], possibly on another service over the same store).
+    pub async fn cloud_with(&self, hosts: usize, controller: bool) -> Cloud {
         let r = self
             .raw(
                 Method::POST,
@@ -456,7 +462,9 @@ impl Stack {
             tokio::spawn(Arc::new(agent).run(rx.clone()));
             hvs.push(hv);
         }
-        self.svc.spawn_controller(rx.clone());
+        if controller {
+            self.svc.spawn_controller(rx.clone());
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             // Registered: the node recorded and its provider's inventory in placement.
@@ -489,6 +497,27 @@ impl Stack {
             hosts: hvs,
             stop,
         }
+    }
+
+    /// A new compute service over the same store and peers, as after a restart of the
+    /// process (nothing in memory is shared with [`Stack::svc`]).
+    pub fn restarted_compute(&self, cfg: ComputeConfig) -> ComputeService {
+        ComputeService::new(
+            self.db.store.clone(),
+            Arc::new(self.identity.clone()),
+            "http://test",
+            cfg,
+        )
+        .with_placement(strata_placement::PlacementService::new(
+            self.db.store.clone(),
+            Arc::new(self.identity.clone()),
+            "http://test",
+        ))
+        .with_peers(strata_compute::Peers {
+            network: Some(self.network.router()),
+            image: Some(self.image.router()),
+            volume: Some(self.volume.router()),
+        })
     }
 
     /// A public, active image with `data`, uploaded by the admin.
