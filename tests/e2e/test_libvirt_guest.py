@@ -4,7 +4,8 @@ tiny Debian kernel + busybox initramfs (built by tests/e2e/guest/build-guest.sh)
 AMI-style image (kernel_id/ramdisk_id). The guest proves from its serial console, read with
 `openstack console log show`, that it booted and read its config drive (hostname, uuid, a
 marker from user_data, its NIC's MAC). Then: stop (a clean ACPI power-off), start, pause,
-suspend (libvirt's managed save), hard and soft reboots; a volume hot-plugged that the guest
+suspend (libvirt's managed save), hard and soft reboots; a cold resize on its host (reverted,
+then confirmed) that the guest sees (vCPUs, memory, root, ephemeral and swap disks); a volume hot-plugged that the guest
 sees (by its serial, the volume id) and unplugged; a port hot-plugged (os-interface) that the
 guest sees as a NIC with its MAC, and unplugged; and delete, leaving no domain, no disk and no
 port behind.
@@ -63,6 +64,21 @@ def guest():
 
 def _console(osc, sid) -> str:
     return osc.run("console", "log", "show", sid).stdout
+
+
+def _size(osc, sid) -> dict:
+    """What the guest said of its size at its last boot: cpus, mem_kb, disks (sectors)."""
+    line = [ln for ln in _console(osc, sid).splitlines()
+            if ln.startswith("STRATA-GUEST-SIZE")][-1]
+    f = dict(kv.split("=", 1) for kv in line.split()[1:])
+    disks = dict(d.split(":") for d in f["disks"].split(",") if d)
+    return {"cpus": int(f["cpus"]), "mem_kb": int(f["mem_kb"]),
+            "disks": {k: int(v) for k, v in disks.items()}}
+
+
+def _flavor(osc, sid) -> str:
+    f = osc.json("server", "show", sid)["flavor"]
+    return f["original_name"] if isinstance(f, dict) else f.split(" ")[0]
 
 
 def _status(osc, sid):
@@ -170,6 +186,56 @@ def test_a_libvirt_guest_boots_reads_its_config_drive_and_sees_a_volume(server, 
         # A soft reboot is a clean power-off first.
         assert _console(osc, sid).count("STRATA-GUEST-POWEROFF") == 2
 
+        # Resize on its one host (Nova's allow_resize_to_same_host; the all-in-one's fake
+        # host is disabled so that it is the only choice): powered off, redefined and booted
+        # with 2 vCPUs, more memory, a 2 GiB root disk and the new flavor's ephemeral disk
+        # (ext4, labelled ephemeral0) and swap. Reverted: the guest as it was. Resized again
+        # and confirmed: the kept disks go.
+        before = _size(osc, sid)
+        assert before["cpus"] == 1 and before["disks"]["vda"] == 2 * 1024 * 1024, before
+        big = f"{host}-big"
+        osc.run("flavor", "create", "--ram", "384", "--vcpus", "2", "--disk", "2",
+                "--ephemeral", "1", "--swap", "64", big)
+        others = [s["Host"] for s in osc.json("compute", "service", "list",
+                                              "--service", "nova-compute")
+                  if s["Host"] != host and s["Status"] == "enabled"]
+        for h in others:
+            osc.run("compute", "service", "set", "--disable", h, "nova-compute")
+        try:
+            kept = instances / sid / "resize-kept"
+            for finish in ("revert", "confirm"):
+                boots = _console(osc, sid).count("STRATA-GUEST-READY")
+                osc.run("server", "resize", "--flavor", big, sid)
+                poll(lambda: _status(osc, sid) == "VERIFY_RESIZE", 180, "VERIFY_RESIZE",
+                     interval=0.5)
+                poll(lambda: _console(osc, sid).count("STRATA-GUEST-READY") > boots, 180,
+                     "the boot after the resize", interval=1)
+                grown = _size(osc, sid)
+                assert grown["cpus"] == 2, grown
+                assert grown["mem_kb"] >= before["mem_kb"] + 100 * 1024, (before, grown)
+                assert grown["disks"]["vda"] == 4 * 1024 * 1024, grown
+                assert grown["disks"]["vdb"] == 2 * 1024 * 1024, grown
+                assert grown["disks"]["vdc"] == 64 * 2048, grown
+                out = _console(osc, sid)
+                assert "STRATA-GUEST-DISKSIG vdb label=ephemeral0" in out, out
+                assert "STRATA-GUEST-DISKSIG vdc label= swap=SWAPSPACE2" in out, out
+                assert kept.is_dir(), "the old disk is kept until the resize is confirmed"
+                boots = _console(osc, sid).count("STRATA-GUEST-READY")
+                osc.run("server", "resize", finish, sid)
+                poll(lambda: _status(osc, sid) == "ACTIVE", 180, f"ACTIVE after {finish}",
+                     interval=0.5)
+                if finish == "revert":
+                    poll(lambda: _console(osc, sid).count("STRATA-GUEST-READY") > boots, 180,
+                         "the boot after the revert", interval=1)
+                    assert _size(osc, sid) == before, (before, _size(osc, sid))
+                    assert _flavor(osc, sid) == flavor
+                poll(lambda: not kept.exists(), 60, f"the kept disks to go after {finish}",
+                     interval=0.5)
+            assert _flavor(osc, sid) == big
+        finally:
+            for h in others:
+                osc.run("compute", "service", "set", "--enable", h, "nova-compute")
+
         # A volume, hot-plugged: the guest sees a new disk with the volume's id as serial.
         vol = osc.json("volume", "create", "--size", "1", f"{host}-vol")["id"]
         poll(lambda: osc.json("volume", "show", vol)["status"] == "available", 60, "volume")
@@ -213,14 +279,15 @@ def test_a_libvirt_guest_boots_reads_its_config_drive_and_sees_a_volume(server, 
         assert osc.json("port", "list", "--device-id", sid) == []
         sid = None
     finally:
-        if sid is not None:
-            subprocess.run([*VIRSH, "destroy", sid], capture_output=True)
-            subprocess.run([*VIRSH, "undefine", sid, "--managed-save"], capture_output=True)
-            osc.run("server", "delete", sid, check=False)
+        # The agent first: running, it would build the guest again.
         if agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
         rc = agent.wait(timeout=60)
         log.close()
+        if sid is not None:
+            subprocess.run([*VIRSH, "destroy", sid], capture_output=True)
+            subprocess.run([*VIRSH, "undefine", sid, "--managed-save"], capture_output=True)
+            osc.run("server", "delete", sid, check=False)
         for svc in osc.json("compute", "service", "list", "--host", host):
             osc.run("compute", "service", "delete", str(svc["ID"]))
     assert rc == 0, (tmp_path / "agent.log").read_text()

@@ -169,6 +169,13 @@ pub struct InstanceSpec {
     /// `ramdisk_id`, `os_command_line`, `hw_*`).
     #[serde(default)]
     pub image_properties: std::collections::BTreeMap<String, String>,
+    /// While a resize of this guest waits to be confirmed (Nova's VERIFY_RESIZE) or is being
+    /// reverted, the size it had before: a driver that resizes the guest in place keeps what
+    /// it needs to go back to it (the old disk), restores it when the spec's size becomes
+    /// this one again, and drops it once the spec names no previous size.
+    /// Older servers send none.
+    #[serde(default)]
+    pub previous_sizing: Option<Sizing>,
 }
 
 /// A snapshot to take of a guest: its root disk, written to a file in `disk_format` and
@@ -710,6 +717,7 @@ mod tests {
             key_name: None,
             launch_index: 0,
             image_properties: Default::default(),
+            previous_sizing: None,
         };
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(

@@ -216,6 +216,7 @@ pub(crate) mod tests {
             key_name: Some("k1".into()),
             launch_index: 0,
             image_properties: Default::default(),
+            previous_sizing: None,
         }
     }
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use strata_agent_api::{
     ApiError, ControlPlane, Disk, Fault, HostRegistration, InstanceReport, InstanceSpec, Power,
-    PowerState, SnapshotRequest, Vif,
+    PowerState, Sizing, SnapshotRequest, Vif,
 };
 use tokio::sync::watch;
 
@@ -66,6 +66,17 @@ pub trait Hypervisor: Send + Sync {
     fn spawn<'a>(&'a self, spec: &'a InstanceSpec) -> HvFuture<'a, ()>;
     /// Stops and removes the guest and its local disks; a missing guest is no error.
     fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()>;
+    /// Gives an existing guest the spec's size (Nova's cold resize on one host: powered off,
+    /// its definition and disks changed; the agent then powers it as the spec says). While
+    /// the spec names a `previous_sizing` the driver keeps what it needs to go back; a spec
+    /// whose size is that previous one again is a revert (the old disk comes back), one
+    /// without a previous size a confirmation (what was kept goes). Idempotent: a guest
+    /// already at the spec's size, with nothing kept or to keep, is left alone; called once
+    /// per guest after every agent start. Drivers whose guests have no size of their own
+    /// accept it.
+    fn resize<'a>(&'a self, _uuid: &'a str, _spec: &'a InstanceSpec) -> HvFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
     /// Moves a guest to `power` (start, stop, pause, unpause, suspend, resume).
     fn set_power<'a>(&'a self, uuid: &'a str, power: Power) -> HvFuture<'a, ()>;
     fn reboot<'a>(&'a self, uuid: &'a str, hard: bool) -> HvFuture<'a, ()>;
@@ -174,6 +185,11 @@ struct FakeGuest {
     /// Its NICs' MAC addresses.
     #[serde(default)]
     macs: Vec<String>,
+    /// Its size, and the size it had before a resize waiting for confirmation.
+    #[serde(default)]
+    sizing: Option<Sizing>,
+    #[serde(default)]
+    previous: Option<Sizing>,
 }
 
 /// The fake hypervisor: guests are entries in a map, every action is instant.
@@ -277,6 +293,13 @@ impl FakeHypervisor {
     pub fn volumes(&self, uuid: &str) -> BTreeMap<String, String> {
         self.with(|g| g.get(uuid).map(|g| g.volumes.clone()).unwrap_or_default())
     }
+    /// A guest's size and the size it keeps to go back to (for tests).
+    pub fn sizing_of(&self, uuid: &str) -> Option<(Sizing, Option<Sizing>)> {
+        self.with(|g| {
+            g.get(uuid)
+                .and_then(|g| g.sizing.clone().map(|s| (s, g.previous.clone())))
+        })
+    }
     /// The guests and how many times each booted (for tests).
     pub fn guests(&self) -> BTreeMap<String, (Power, u64)> {
         self.guests
@@ -315,6 +338,18 @@ fn missing(uuid: &str) -> HvError {
     }
 }
 
+/// What a fake guest writes on its console at its `boot`th boot: four lines, the last its
+/// login prompt.
+pub fn fake_boot_log(name: &str, boot: u64) -> String {
+    ["firmware", "kernel", "init"]
+        .iter()
+        .map(|stage| format!("[fake] {name} boot {boot}: {stage}\n"))
+        .chain(std::iter::once(format!(
+            "[fake] {name} boot {boot}: login:\n"
+        )))
+        .collect()
+}
+
 /// The size of a fake snapshot.
 pub const FAKE_SNAPSHOT_BYTES: usize = 4096;
 
@@ -335,6 +370,21 @@ impl Hypervisor for FakeHypervisor {
     fn resources(&self) -> HvFuture<'_, HostResources> {
         let r = self.resources.clone();
         Box::pin(async move { Ok(r) })
+    }
+    fn resize<'a>(&'a self, uuid: &'a str, spec: &'a InstanceSpec) -> HvFuture<'a, ()> {
+        let r = self.with_mut(|g| {
+            let guest = g.get_mut(uuid).ok_or_else(|| missing(uuid))?;
+            if guest.sizing.as_ref() != Some(&spec.sizing) {
+                // As a real guest: it is off while its size changes.
+                guest.power = Power::Shutdown;
+                guest.previous = spec.previous_sizing.clone().filter(|p| *p != spec.sizing);
+                guest.sizing = Some(spec.sizing.clone());
+            } else if spec.previous_sizing.is_none() {
+                guest.previous = None;
+            }
+            Ok(())
+        });
+        Box::pin(async move { r })
     }
     fn list(&self) -> HvFuture<'_, Vec<(String, PowerState)>> {
         let l = self.with(|g| {
@@ -378,6 +428,8 @@ impl Hypervisor for FakeHypervisor {
                         .iter()
                         .map(|v| v.mac_address.to_lowercase())
                         .collect(),
+                    sizing: Some(spec.sizing.clone()),
+                    previous: None,
                 });
             });
             Ok(())
@@ -456,7 +508,7 @@ impl Hypervisor for FakeHypervisor {
     fn console_output<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, String> {
         let out = self.with(|g| match g.get(uuid) {
             Some(guest) => Ok((1..=guest.boots)
-                .map(|b| format!("[fake] {} boot {b}: login:\n", guest.name))
+                .map(|b| fake_boot_log(&guest.name, b))
                 .collect()),
             None => Err(missing(uuid)),
         });
@@ -547,6 +599,8 @@ struct Seen {
     console: Option<String>,
     /// The image the guest was last built from (a change is a rebuild).
     image: Option<Option<String>>,
+    /// The size (and previous size) the guest was last given: a change is a resize.
+    sizing: Option<(Sizing, Option<Sizing>)>,
 }
 
 /// The last `max` bytes of `s`, cut at a character boundary.
@@ -694,6 +748,7 @@ impl NodeAgent {
                 running.contains_key(&spec.uuid) && entry.image.as_ref() != Some(&spec.image_id);
             let mut fault = None;
             let step: Result<(), HvError> = async {
+                let sized = (spec.sizing.clone(), spec.previous_sizing.clone());
                 match running.get(&spec.uuid).filter(|_| !rebuild) {
                     None => {
                         if rebuild {
@@ -701,14 +756,32 @@ impl NodeAgent {
                         }
                         self.hv.spawn(spec).await?;
                         entry.image = Some(spec.image_id.clone());
+                        entry.sizing = Some(sized);
                         acted += 1;
                         if spec.power != Power::Running {
                             self.hv.set_power(&spec.uuid, spec.power).await?;
                         }
                         entry.reboot_seq = spec.reboot_seq;
                     }
-                    Some(now) => {
-                        if *now != observed(spec.power) {
+                    Some(&now) => {
+                        let mut now = now;
+                        if entry.sizing.as_ref() != Some(&sized) {
+                            // (After a start the agent does not know; the driver checks.)
+                            if entry.sizing.is_some() {
+                                acted += 1;
+                            }
+                            self.hv.resize(&spec.uuid, spec).await?;
+                            entry.sizing = Some(sized);
+                            // Resizing may have powered it off.
+                            now = self
+                                .hv
+                                .list()
+                                .await?
+                                .into_iter()
+                                .find(|(u, _)| *u == spec.uuid)
+                                .map_or(PowerState::NoState, |(_, p)| p);
+                        }
+                        if now != observed(spec.power) {
                             self.hv.set_power(&spec.uuid, spec.power).await?;
                             acted += 1;
                         }

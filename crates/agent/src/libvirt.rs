@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use strata_agent_api::{ControlPlane, Disk, InstanceSpec, Power, PowerState, SnapshotRequest, Vif};
+use strata_agent_api::{
+    ControlPlane, Disk, InstanceSpec, Power, PowerState, Sizing, SnapshotRequest, Vif,
+};
 
 /// Where QEMU runs guests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +322,9 @@ impl LibvirtDriver {
         Ok(disk)
     }
 
-    async fn define_and_start(&self, spec: &InstanceSpec) -> Result<(), HvError> {
+    /// Makes the guest's pieces that are missing (its directory, root disk, cached kernel
+    /// and ramdisk, ephemeral and swap disks) and its config drive; answers where they are.
+    async fn layout(&self, spec: &InstanceSpec) -> Result<Layout, HvError> {
         let dir = self.dir(&spec.uuid);
         tokio::fs::create_dir_all(&dir)
             .await
@@ -332,6 +336,8 @@ impl LibvirtDriver {
             ramdisk: None,
             cmdline: None,
             config_drive: None,
+            ephemeral: None,
+            swap: None,
         };
         let root = spec
             .disks
@@ -365,19 +371,171 @@ impl LibvirtDriver {
                     .unwrap_or_else(|| "root=/dev/vda console=tty0 console=ttyS0".into()),
             );
         }
+        if spec.sizing.ephemeral_gb > 0 {
+            let f = dir.join(EPHEMERAL);
+            self.scratch_disk(
+                &f,
+                (spec.sizing.ephemeral_gb as u64) << 30,
+                Scratch::Ephemeral,
+            )
+            .await?;
+            layout.ephemeral = Some(f);
+        }
+        if spec.sizing.swap_mb > 0 {
+            let f = dir.join(SWAP);
+            self.scratch_disk(&f, (spec.sizing.swap_mb as u64) << 20, Scratch::Swap)
+                .await?;
+            layout.swap = Some(f);
+        }
         if spec.config_drive {
             let iso = dir.join("disk.config");
             crate::configdrive::build(spec, &iso, &self.cfg.mkisofs).await?;
             layout.config_drive = Some(iso);
         }
-        let xml = domain_xml(spec, &layout, self.cfg.virt_type)?;
-        let file = dir.join("libvirt.xml");
+        Ok(layout)
+    }
+
+    /// Creates a raw scratch disk of `bytes` (sparse), formatted as Nova's libvirt driver
+    /// formats them (ext4 labelled `ephemeral0`, or swap) — unless it exists at that size
+    /// or larger. An ephemeral disk that must grow is grown (its file system is not: the
+    /// guest resizes it, as with Nova); swap is made again.
+    async fn scratch_disk(&self, f: &Path, bytes: u64, kind: Scratch) -> Result<(), HvError> {
+        let have = tokio::fs::metadata(f).await.map(|m| m.len()).ok();
+        match (have, kind) {
+            (Some(n), _) if n == bytes => return Ok(()),
+            (Some(n), Scratch::Ephemeral) if n < bytes => {
+                return set_len(f, bytes).await;
+            }
+            (Some(n), Scratch::Ephemeral) => {
+                return Err(err(format!(
+                    "the ephemeral disk {} ({n} bytes) cannot shrink to {bytes} bytes",
+                    f.display()
+                )));
+            }
+            _ => {}
+        }
+        let part = f.with_extension("part");
+        let _ = tokio::fs::remove_file(&part).await;
+        set_len(&part, bytes).await?;
+        let p = part.to_string_lossy();
+        let made = match kind {
+            Scratch::Ephemeral => {
+                self.run("mkfs.ext4", &["-q", "-F", "-L", "ephemeral0", &p])
+                    .await
+            }
+            Scratch::Swap => self.run("mkswap", &[&p]).await,
+        };
+        if let Err(e) = made {
+            // An unformatted disk still works (cloud-init formats ephemeral0 itself).
+            tracing::warn!(disk = %f.display(), error = %e.message, "libvirt: formatting a scratch disk");
+        }
+        tokio::fs::rename(&part, f)
+            .await
+            .map_err(|e| retryable(format!("creating {}: {e}", f.display())))
+    }
+
+    /// (Re)defines the domain from the spec and the layout, and records its size.
+    async fn define(&self, spec: &InstanceSpec, layout: &Layout) -> Result<(), HvError> {
+        let xml = domain_xml(spec, layout, self.cfg.virt_type)?;
+        let file = layout.dir.join("libvirt.xml");
         tokio::fs::write(&file, &xml)
             .await
             .map_err(|e| retryable(format!("writing {}: {e}", file.display())))?;
         self.virsh(&["define", &file.to_string_lossy()]).await?;
+        write_sizing(&layout.dir, &spec.sizing).await
+    }
+
+    async fn define_and_start(&self, spec: &InstanceSpec) -> Result<(), HvError> {
+        let layout = self.layout(spec).await?;
+        self.define(spec, &layout).await?;
         self.virsh(&["start", &spec.uuid]).await?;
         Ok(())
+    }
+
+    /// [`Hypervisor::resize`]: a cold resize of the guest where it is, as Nova's libvirt
+    /// driver makes one on the same host: the guest powered off; while the resize waits for
+    /// confirmation its disks and size are kept in `resize-kept/` (Nova's `_resize`
+    /// directory); the root disk grown, the ephemeral disk grown, swap made anew; the
+    /// domain defined again with the new vCPUs and memory. A spec back at the kept size is
+    /// a revert: the kept disks are put back; one without a previous size a confirmation:
+    /// they are removed. Each file operation is a rename or repeatable, so
+    /// a step cut short by a crash is finished by the next call.
+    async fn resize_in_place(&self, spec: &InstanceSpec) -> Result<(), HvError> {
+        let uuid = spec.uuid.as_str();
+        let dir = self.dir(uuid);
+        let kept = dir.join(KEPT);
+        let current = read_sizing(&dir).await;
+        let kept_sizing = read_sizing(&kept).await;
+        if let Some(old) = &kept_sizing {
+            if *old == spec.sizing && current.as_ref() != Some(&spec.sizing) {
+                // Reverted: the guest as it was, with its disks as they were.
+                self.hard_off(uuid).await?;
+                for f in [ROOT, EPHEMERAL, SWAP] {
+                    match tokio::fs::rename(kept.join(f), dir.join(f)).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(retryable(format!("reverting {f}: {e}"))),
+                    }
+                }
+                let layout = self.layout(spec).await?;
+                self.define(spec, &layout).await?;
+                return remove_dir(&kept).await;
+            }
+            if spec.previous_sizing.is_none() {
+                // Confirmed: nothing more to keep.
+                remove_dir(&kept).await?;
+            }
+        }
+        let Some(current) = current else {
+            // A guest from before sizes were recorded is taken as it is given.
+            return write_sizing(&dir, &spec.sizing).await;
+        };
+        if current == spec.sizing {
+            return Ok(());
+        }
+        if spec.sizing.root_gb < current.root_gb && dir.join(ROOT).exists() {
+            return Err(err(format!(
+                "guest {uuid}: the root disk cannot shrink from {} to {} GiB",
+                current.root_gb, spec.sizing.root_gb
+            )));
+        }
+        self.power_off(uuid).await?;
+        if spec.previous_sizing.is_some() && kept_sizing.is_none() {
+            let part = dir.join(format!("{KEPT}.part"));
+            remove_dir(&part).await?;
+            tokio::fs::create_dir_all(&part)
+                .await
+                .map_err(|e| retryable(format!("creating {}: {e}", part.display())))?;
+            for f in [ROOT, EPHEMERAL, SWAP] {
+                let src = dir.join(f);
+                if src.exists() {
+                    let (a, b) = (src.to_string_lossy(), part.join(f));
+                    self.run("cp", &["--sparse=always", &a, &b.to_string_lossy()])
+                        .await?;
+                }
+            }
+            write_sizing(&part, &current).await?;
+            tokio::fs::rename(&part, &kept)
+                .await
+                .map_err(|e| retryable(format!("keeping the disks of {uuid}: {e}")))?;
+        }
+        let root = dir.join(ROOT);
+        if spec.sizing.root_gb > current.root_gb && root.exists() {
+            let size = format!("{}G", spec.sizing.root_gb);
+            self.run(
+                &self.cfg.qemu_img,
+                &["resize", "-q", &root.to_string_lossy(), &size],
+            )
+            .await?;
+        }
+        if spec.sizing.ephemeral_gb == 0 {
+            let _ = tokio::fs::remove_file(dir.join(EPHEMERAL)).await;
+        }
+        if spec.sizing.swap_mb != current.swap_mb {
+            let _ = tokio::fs::remove_file(dir.join(SWAP)).await;
+        }
+        let layout = self.layout(spec).await?;
+        self.define(spec, &layout).await
     }
 
     /// Powers the guest off: ACPI first, destroyed after the shutdown timeout.
@@ -446,6 +604,61 @@ pub struct Layout {
     pub ramdisk: Option<PathBuf>,
     pub cmdline: Option<String>,
     pub config_drive: Option<PathBuf>,
+    /// The flavor's ephemeral disk and swap, raw files.
+    pub ephemeral: Option<PathBuf>,
+    pub swap: Option<PathBuf>,
+}
+
+/// The files of a guest's directory.
+const ROOT: &str = "disk";
+const EPHEMERAL: &str = "disk.eph0";
+const SWAP: &str = "disk.swap";
+/// The size the guest was defined with (JSON [`strata_agent_api::Sizing`]).
+const SIZING: &str = "sizing.json";
+/// What a resize waiting for confirmation keeps to go back to.
+const KEPT: &str = "resize-kept";
+
+/// The kinds of scratch disk.
+#[derive(Debug, Clone, Copy)]
+enum Scratch {
+    Ephemeral,
+    Swap,
+}
+
+async fn set_len(f: &Path, bytes: u64) -> Result<(), HvError> {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(f)
+        .await
+        .map_err(|e| retryable(format!("creating {}: {e}", f.display())))?;
+    file.set_len(bytes)
+        .await
+        .map_err(|e| retryable(format!("sizing {}: {e}", f.display())))
+}
+
+async fn read_sizing(dir: &Path) -> Option<Sizing> {
+    let b = tokio::fs::read(dir.join(SIZING)).await.ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// Written whole and renamed into place.
+async fn write_sizing(dir: &Path, sizing: &Sizing) -> Result<(), HvError> {
+    let (tmp, f) = (dir.join("sizing.json.part"), dir.join(SIZING));
+    let b = serde_json::to_vec(sizing).map_err(|e| err(e.to_string()))?;
+    tokio::fs::write(&tmp, b)
+        .await
+        .and(tokio::fs::rename(&tmp, &f).await)
+        .map_err(|e| retryable(format!("writing {}: {e}", f.display())))
+}
+
+async fn remove_dir(d: &Path) -> Result<(), HvError> {
+    match tokio::fs::remove_dir_all(d).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(retryable(format!("removing {}: {e}", d.display()))),
+    }
 }
 
 /// Escapes text for XML content and attribute values.
@@ -580,6 +793,15 @@ pub fn domain_xml(spec: &InstanceSpec, l: &Layout, virt: VirtType) -> Result<Str
             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
              <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
             path(root)
+        ));
+    }
+    // The flavor's ephemeral disk and swap take the next letters (as the compute API counts
+    // them when it names volumes' devices).
+    for (letter, f) in ('b'..).zip([&l.ephemeral, &l.swap].into_iter().flatten()) {
+        disks.push_str(&format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='vd{letter}' bus='virtio'/></disk>",
+            path(f),
         ));
     }
     let mut volumes: Vec<&Disk> = spec.disks.iter().filter(|d| d.source == "volume").collect();
@@ -841,6 +1063,16 @@ impl Hypervisor for LibvirtDriver {
         })
     }
 
+    fn resize<'a>(&'a self, uuid: &'a str, spec: &'a InstanceSpec) -> HvFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self.resize_in_place(spec).await;
+            if let Err(e) = &r {
+                tracing::warn!(%uuid, error = %e.message, "libvirt: resize failed");
+            }
+            r
+        })
+    }
+
     fn destroy<'a>(&'a self, uuid: &'a str) -> HvFuture<'a, ()> {
         Box::pin(async move {
             self.hard_off(uuid).await?;
@@ -1084,6 +1316,8 @@ mod tests {
             ramdisk: Some(PathBuf::from("/srv/i/_base/r")),
             cmdline: Some("root=/dev/vda console=ttyS0".into()),
             config_drive: Some(PathBuf::from("/srv/i/u1/disk.config")),
+            ephemeral: None,
+            swap: None,
         }
     }
 
@@ -1170,6 +1404,29 @@ mod tests {
         let x = domain_xml(&s, &l, VirtType::Qemu).unwrap();
         assert!(x.contains("<boot order='1'/></disk>"));
         assert!(!x.contains("<boot dev='hd'/>"));
+    }
+
+    #[test]
+    fn the_flavors_ephemeral_disk_and_swap_follow_the_root() {
+        let l = Layout {
+            ephemeral: Some(PathBuf::from("/srv/i/u1/disk.eph0")),
+            swap: Some(PathBuf::from("/srv/i/u1/disk.swap")),
+            ..layout()
+        };
+        let x = domain_xml(&spec(), &l, VirtType::Qemu).unwrap();
+        let (root, eph, swap) = (
+            x.find("<target dev='vda'").unwrap(),
+            x.find("<source file='/srv/i/u1/disk.eph0'/><target dev='vdb' bus='virtio'/>"),
+            x.find("<source file='/srv/i/u1/disk.swap'/><target dev='vdc' bus='virtio'/>"),
+        );
+        assert!(root < eph.unwrap() && eph < swap, "{x}");
+        // Swap alone takes vdb.
+        let l = Layout {
+            ephemeral: None,
+            ..l
+        };
+        let x = domain_xml(&spec(), &l, VirtType::Qemu).unwrap();
+        assert!(x.contains("<source file='/srv/i/u1/disk.swap'/><target dev='vdb' bus='virtio'/>"));
     }
 
     #[test]

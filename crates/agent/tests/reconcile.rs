@@ -163,6 +163,7 @@ fn spec(uuid: &str, generation: i64, power: Power) -> InstanceSpec {
         key_name: None,
         launch_index: 0,
         image_properties: Default::default(),
+        previous_sizing: None,
     }
 }
 
@@ -316,6 +317,48 @@ async fn nics_follow_the_spec_without_a_reboot() {
     assert_eq!(hv.guests()["a"].1, 1, "plugged without a reboot");
     // Nothing to do when they match.
     assert_eq!(agent.reconcile(std::slice::from_ref(&a2)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_resize_in_place_keeps_the_old_size_until_confirmed_and_is_not_repeated() {
+    let (server, hv, agent) = setup();
+    let a = spec("a", 1, Power::Running);
+    agent.reconcile(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(hv.sizing_of("a"), Some((a.sizing.clone(), None)));
+    // Resized on its host (VERIFY_RESIZE): off, resized, on again, the old size kept.
+    let mut b = spec("a", 2, Power::Running);
+    b.sizing.vcpus = 2;
+    b.sizing.memory_mb = 1024;
+    b.previous_sizing = Some(a.sizing.clone());
+    agent.reconcile(std::slice::from_ref(&b)).await.unwrap();
+    assert_eq!(
+        hv.sizing_of("a"),
+        Some((b.sizing.clone(), Some(a.sizing.clone())))
+    );
+    assert_eq!(
+        hv.guests()["a"],
+        (Power::Running, 2),
+        "powered off and on again"
+    );
+    // Confirmed: what was kept goes, the guest is not touched.
+    let mut c = b.clone();
+    c.generation = 3;
+    c.previous_sizing = None;
+    agent.reconcile(std::slice::from_ref(&c)).await.unwrap();
+    assert_eq!(hv.sizing_of("a"), Some((b.sizing.clone(), None)));
+    assert_eq!(hv.guests()["a"], (Power::Running, 2));
+    // A restarted agent does not resize (or reboot) the guest again.
+    let again = NodeAgent::new("h1", "127.0.0.1", server.clone(), hv.clone());
+    again.reconcile(std::slice::from_ref(&c)).await.unwrap();
+    assert_eq!(hv.guests()["a"], (Power::Running, 2));
+    // A revert brings the old size back (the spec names the old size as previous until the
+    // revert is over).
+    let mut d = spec("a", 4, Power::Running);
+    d.sizing = a.sizing.clone();
+    d.previous_sizing = Some(a.sizing.clone());
+    again.reconcile(std::slice::from_ref(&d)).await.unwrap();
+    assert_eq!(hv.sizing_of("a"), Some((a.sizing.clone(), None)));
+    assert_eq!(hv.guests()["a"], (Power::Running, 3));
 }
 
 #[tokio::test]

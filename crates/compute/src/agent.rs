@@ -8,7 +8,7 @@
 use crate::controller::ReportError;
 use crate::error::{NovaError, NovaResult};
 use crate::hosts::RegisterError;
-use crate::server::{bdm, Server};
+use crate::server::{bdm, migration, Server};
 use crate::server_db;
 use crate::snapshot::SnapshotError;
 use crate::ComputeService;
@@ -184,14 +184,7 @@ pub fn instance_spec(s: &Server) -> InstanceSpec {
         power: s.power,
         reboot_seq: s.reboot_seq,
         hard_reboot: s.hard_reboot,
-        sizing: Sizing {
-            vcpus: s.flavor.vcpus,
-            memory_mb: s.flavor.memory_mb,
-            root_gb: s.flavor.root_gb,
-            ephemeral_gb: s.flavor.ephemeral_gb,
-            swap_mb: s.flavor.swap,
-            extra_specs: s.flavor.extra_specs.clone(),
-        },
+        sizing: sizing(&s.flavor),
         image_id: (!s.image_ref.is_empty()).then(|| s.image_ref.clone()),
         disks,
         vifs: s
@@ -221,6 +214,32 @@ pub fn instance_spec(s: &Server) -> InstanceSpec {
         key_name: s.key_name.clone(),
         launch_index: s.launch_index,
         image_properties: s.image_properties.clone(),
+        // A cold move that waits for confirmation (or is being reverted): the destination's
+        // guest was resized from the old flavor (in place, when the move stayed on its host).
+        previous_sizing: s
+            .active_move()
+            .filter(|m| m.kind == migration::RESIZE || m.kind == migration::MIGRATION)
+            .filter(|m| {
+                [
+                    migration::POST_MIGRATING,
+                    migration::FINISHED,
+                    migration::REVERTING,
+                ]
+                .contains(&m.status.as_str())
+            })
+            .map(|m| sizing(&m.old_flavor)),
+    }
+}
+
+/// The guest's size for a flavor.
+fn sizing(f: &crate::server::FlavorCopy) -> Sizing {
+    Sizing {
+        vcpus: f.vcpus,
+        memory_mb: f.memory_mb,
+        root_gb: f.root_gb,
+        ephemeral_gb: f.ephemeral_gb,
+        swap_mb: f.swap,
+        extra_specs: f.extra_specs.clone(),
     }
 }
 
@@ -262,7 +281,10 @@ pub fn instance_spec_on(s: &Server, host: &str) -> InstanceSpec {
             other.flavor = o.flavor.clone();
             other.power = o.power;
             other.snapshot = None;
-            return instance_spec(&other);
+            // The guest kept (or built) there is not resized in place.
+            let mut spec = instance_spec(&other);
+            spec.previous_sizing = None;
+            return spec;
         }
     }
     instance_spec(s)

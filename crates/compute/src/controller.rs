@@ -21,15 +21,16 @@ use crate::ComputeService;
 use axum::http::Method;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use strata_agent_api::{InstanceReport, Power};
 use strata_api::inproc::{call, Answer};
 use strata_api::{AuthContext, Scope};
 use strata_core::time::now_micros;
+use strata_core::workqueue::WorkQueue;
 use strata_core::Result;
 use strata_placement::scheduler::{GroupPolicy, HostState, RequestSpec, ServerGroup, Weights};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// The lease the controller holds.
 const LEASE: &str = "compute-controller";
@@ -150,42 +151,27 @@ impl ComputeService {
     }
 }
 
-/// Servers being driven; `true` when a change arrived meanwhile (drive it again after).
-type Inflight = Arc<Mutex<HashMap<String, bool>>>;
-
-/// Drives `id` unless it is already being driven (then it is driven again when that ends).
-fn dispatch(svc: &ComputeService, inflight: &Inflight, sem: &Arc<Semaphore>, id: String) {
-    {
-        let mut m = inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(again) = m.get_mut(&id) {
-            *again = true;
-            return;
-        }
-        m.insert(id.clone(), false);
-    }
-    let (svc, inflight, sem) = (svc.clone(), inflight.clone(), sem.clone());
-    tokio::spawn(async move {
-        let _permit = sem.acquire().await;
-        loop {
-            if let Err(e) = svc.drive(&id).await {
-                tracing::warn!(error = %e, server = %id, "compute controller");
-            }
-            let mut m = inflight.lock().unwrap_or_else(|p| p.into_inner());
-            match m.get_mut(&id) {
-                Some(again) if *again => *again = false,
-                _ => {
-                    m.remove(&id);
-                    return;
+/// The servers to drive: at most [`PARALLEL`] workers, each driving one server after
+/// another; the rest wait in line as ids ([`WorkQueue`]). A server changed while it is driven
+/// is driven again after.
+fn queue(svc: &ComputeService) -> WorkQueue {
+    let svc = svc.clone();
+    WorkQueue::new(
+        PARALLEL,
+        Arc::new(move |id: String| {
+            let svc = svc.clone();
+            Box::pin(async move {
+                if let Err(e) = svc.drive(&id).await {
+                    tracing::warn!(error = %e, server = %id, "compute controller");
                 }
-            }
-        }
-    });
+            })
+        }),
+    )
 }
 
 async fn run(svc: ComputeService, mut stop: watch::Receiver<bool>) {
     let holder = uuid::Uuid::new_v4().to_string();
-    let inflight: Inflight = Default::default();
-    let sem = Arc::new(Semaphore::new(PARALLEL));
+    let queue = queue(&svc);
     let mut after = svc.store().current_revision().await.unwrap_or(0);
     let mut last_sweep = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_lease = std::time::Instant::now() - Duration::from_secs(60);
@@ -221,7 +207,7 @@ async fn run(svc: ComputeService, mut stop: watch::Receiver<bool>) {
             match ids {
                 Ok(ids) => {
                     for id in ids {
-                        dispatch(&svc, &inflight, &sem, id);
+                        queue.push(id);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "compute controller: pending servers"),

@@ -404,6 +404,10 @@ pub struct Server {
     pub security_groups: Vec<String>,
     /// Their names, as the server view shows them.
     pub security_group_names: Vec<String>,
+    /// Every group was removed (`removeSecurityGroup`): the ports have none, the view shows
+    /// none — unlike empty lists at create, which mean Neutron's `default`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub security_groups_removed: bool,
     pub scheduler_hints: serde_json::Map<String, serde_json::Value>,
     pub group_id: Option<String>,
     /// Build attempts made (a reschedule is a new attempt).

@@ -203,8 +203,9 @@ pub async fn usage(tx: &mut Tx, project: &str, user: Option<&str>) -> Result<(i6
     Ok((g("n")?, g("c")?, g("r")?))
 }
 
-/// The rows of a listing: SQL narrows by project, deletion, host and update time; the API
-/// applies the remaining filters, the sort and the page.
+/// The rows of a listing: SQL narrows by project, deletion, host, update time and vm_state;
+/// the API applies the remaining filters, the sort and the page — unless `page` is set (no
+/// other filter, the default order): then SQL pages too.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
     pub project_id: Option<String>,
@@ -213,6 +214,13 @@ pub struct Scan {
     pub host: Option<String>,
     pub changes_since: Option<i64>,
     pub changes_before: Option<i64>,
+    /// Only these `vm_state`s (empty: any).
+    pub vm_states: Vec<&'static str>,
+    /// Newest first (`created_at`, then id, descending), at most `limit` rows after the
+    /// marker `(created_at, id)`.
+    pub page: Option<(usize, Option<(i64, String)>)>,
+    /// Only this server (to find a marker).
+    pub id: Option<String>,
 }
 
 pub async fn scan(store: &Store, s: &Scan) -> Result<Vec<Server>> {
@@ -241,6 +249,25 @@ pub async fn scan(store: &Store, s: &Scan) -> Result<Vec<Server>> {
     if s.changes_before.is_some() {
         arg(&mut sql, "updated_at <=");
     }
+    if s.id.is_some() {
+        arg(&mut sql, "id =");
+    }
+    if !s.vm_states.is_empty() {
+        // Our own constants, never the caller's text.
+        let list: Vec<String> = s.vm_states.iter().map(|v| format!("'{v}'")).collect();
+        sql.push_str(&format!(" AND vm_state IN ({})", list.join(", ")));
+    }
+    if let Some((limit, after)) = &s.page {
+        if after.is_some() {
+            n += 2;
+            sql.push_str(&format!(
+                " AND (created_at < ${} OR (created_at = ${} AND id < ${n}))",
+                n - 1,
+                n - 1
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
+    }
     let mut q = sqlx::query(&sql);
     if let Some(p) = &s.project_id {
         q = q.bind(p);
@@ -253,6 +280,12 @@ pub async fn scan(store: &Store, s: &Scan) -> Result<Vec<Server>> {
     }
     if let Some(t) = s.changes_before {
         q = q.bind(t);
+    }
+    if let Some(id) = &s.id {
+        q = q.bind(id);
+    }
+    if let Some((_, Some((at, id)))) = &s.page {
+        q = q.bind(*at).bind(id);
     }
     let rows = q.fetch_all(store.pool()).await.map_err(from_sqlx)?;
     rows.iter().map(doc_of).collect()

@@ -8,6 +8,7 @@ mod common;
 use common::{Cloud, Resp, Stack};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
+use strata_agent::fake_boot_log;
 use strata_agent_api::Power;
 
 async fn act(s: &Stack, id: &str, token: &str, body: Value) -> Resp {
@@ -418,12 +419,7 @@ async fn console_output_comes_from_the_agents_reports() {
             r.json["output"].as_str().unwrap().to_string()
         };
         let r = act(&s, &id, &s.u1, json!({"os-getConsoleOutput": {}})).await;
-        assert_eq!(
-            out(&r),
-            format!("[fake] {name} boot 1: login:\n"),
-            "{}",
-            s.label()
-        );
+        assert_eq!(out(&r), fake_boot_log(&name, 1), "{}", s.label());
         // A reboot adds a line, once the agent has reported it.
         accepted(&act(&s, &id, &s.u1, json!({"reboot": {"type": "HARD"}})).await);
         settle(&s, &id, "ACTIVE").await;
@@ -434,10 +430,7 @@ async fn console_output_comes_from_the_agents_reports() {
             json!({"os-getConsoleOutput": {"length": null}}),
         )
         .await;
-        assert_eq!(
-            out(&r),
-            format!("[fake] {name} boot 1: login:\n[fake] {name} boot 2: login:\n")
-        );
+        assert_eq!(out(&r), fake_boot_log(&name, 1) + &fake_boot_log(&name, 2));
         // `length` counts as Nova's `_tail_log` does (the piece after the last newline too).
         let r = act(
             &s,
@@ -598,6 +591,22 @@ async fn security_groups_are_added_to_and_removed_from_the_ports() {
             m,
             format!("Security group web not associated with the instance {id}")
         );
+        // The last one removed: the view has no `security_groups` at all, as Nova's.
+        accepted(
+            &act(
+                &s,
+                &id,
+                &s.u1,
+                json!({"removeSecurityGroup": {"name": "default"}}),
+            )
+            .await,
+        );
+        let v = s.get(&format!("/servers/{id}"), &s.u1).await;
+        assert!(
+            v.json["server"].get("security_groups").is_none(),
+            "{}",
+            v.raw
+        );
         // Another project's caller does not see the server.
         act(&s, &id, &s.u2, json!({"addSecurityGroup": {"name": "web"}}))
             .await
@@ -719,5 +728,58 @@ async fn requests_are_checked_like_novas() {
         // The server was not touched by any of it.
         let r = settle(&s, &id, "ACTIVE").await;
         assert_eq!(r.json["server"]["locked"], false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_reset_a_servers_state_and_inject_network_info() {
+    for s in Stack::all().await {
+        let cloud = s.cloud(1).await;
+        let id = boot_active(&s, &cloud, "rs").await;
+        // Members may not; bad bodies are refused as Nova's schema refuses them.
+        act(&s, &id, &s.u1, json!({"os-resetState": {"state": "error"}}))
+            .await
+            .assert_error(StatusCode::FORBIDDEN);
+        for bad in [
+            json!({"os-resetState": {"state": "stopped"}}),
+            json!({"os-resetState": {}}),
+            json!({"os-resetState": {"state": "error", "x": 1}}),
+            json!({"os-resetState": null}),
+        ] {
+            act(&s, &id, &s.admin, bad)
+                .await
+                .assert_error(StatusCode::BAD_REQUEST);
+        }
+        accepted(
+            &act(
+                &s,
+                &id,
+                &s.admin,
+                json!({"os-resetState": {"state": "error"}}),
+            )
+            .await,
+        );
+        let r = s.get(&format!("/servers/{id}"), &s.u1).await;
+        assert_eq!(r.json["server"]["status"], "ERROR", "{}", s.label());
+        let listed = s.get("/servers?status=ERROR", &s.u1).await;
+        assert_eq!(listed.json["servers"][0]["id"], id.as_str());
+        let r = s
+            .get_mv(&format!("/servers/{id}/os-instance-actions"), &s.u1, "2.1")
+            .await;
+        assert!(r.raw.contains("\"reset_state\""), "{}", r.raw);
+        accepted(
+            &act(
+                &s,
+                &id,
+                &s.admin,
+                json!({"os-resetState": {"state": "active"}}),
+            )
+            .await,
+        );
+        settle(&s, &id, "ACTIVE").await;
+        accepted(&act(&s, &id, &s.admin, json!({"injectNetworkInfo": null})).await);
+        act(&s, &id, &s.u1, json!({"injectNetworkInfo": null}))
+            .await
+            .assert_error(StatusCode::FORBIDDEN);
     }
 }

@@ -693,6 +693,51 @@ async fn hypervisor_servers_and_service_administration() {
         );
         let r = s.get_mv("/os-hypervisors/detail", &s.admin, "2.53").await;
         assert!(r.json["hypervisors"][0].get("servers").is_none());
+        // Search by name below 2.53; uptime below 2.88, in the view from 2.88.
+        let pattern = &hv_name[..hv_name.len() - 1];
+        let r = s
+            .get_mv(
+                &format!("/os-hypervisors/{pattern}/search"),
+                &s.admin,
+                "2.52",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        assert_eq!(
+            r.json["hypervisors"][0]["hypervisor_hostname"],
+            hv_name.as_str()
+        );
+        assert!(r.json["hypervisors"][0].get("servers").is_none());
+        s.get_mv("/os-hypervisors/nomatch/search", &s.admin, "2.52")
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        s.get_mv(
+            &format!("/os-hypervisors/{pattern}/search"),
+            &s.admin,
+            "2.53",
+        )
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+        let r = s
+            .get_mv(&format!("/os-hypervisors/{hv_id}/uptime"), &s.admin, "2.53")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        let up = r.json["hypervisor"]["uptime"].as_str().unwrap().to_string();
+        assert!(up.contains(" up 0 days, "), "{up}");
+        assert_eq!(r.json["hypervisor"]["id"], hv_id.as_str());
+        s.get_mv(&format!("/os-hypervisors/{hv_id}/uptime"), &s.u1, "2.53")
+            .await
+            .assert_error(StatusCode::FORBIDDEN);
+        s.get_mv("/os-hypervisors/nope/uptime", &s.admin, "2.53")
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        s.get_mv(&format!("/os-hypervisors/{hv_id}/uptime"), &s.admin, "2.88")
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        let r = s
+            .get_mv(&format!("/os-hypervisors/{hv_id}"), &s.admin, "2.88")
+            .await;
+        assert!(r.json["hypervisor"]["uptime"].is_string(), "{}", r.raw);
         // Services: the legacy actions below 2.53.
         // Integer ids below 2.53 (Tempest's 2.1 schema), UUIDs from 2.53.
         let r = s.get("/os-services", &s.admin).await;

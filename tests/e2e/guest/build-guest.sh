@@ -98,6 +98,12 @@ else
   echo "STRATA-GUEST-NO-CONFIG-DRIVE"
 fi
 for i in /sys/class/net/*; do echo "STRATA-GUEST-NIC ${i##*/} $(cat $i/address)"; done
+disks=""; for d in /sys/block/vd*; do [ -e $d ] && disks="$disks${d##*/}:$(cat $d/size),"; done
+echo "STRATA-GUEST-SIZE cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) disks=$disks"
+# an ext4 label (superblock at 1024, label at +120) and a swap signature (end of page 0)
+for d in /dev/vd?; do [ -b $d ] && echo "STRATA-GUEST-DISKSIG ${d##*/}" \
+  "label=$(dd if=$d bs=1 skip=1144 count=16 2>/dev/null | tr -d '\000')" \
+  "swap=$(dd if=$d bs=1 skip=4086 count=10 2>/dev/null | tr -d '\000')"; done
 acpid -d -c /etc/acpi >/dev/console 2>&1 &
 echo "STRATA-GUEST-READY"
 known=" $(cd /sys/block && echo vd*) "

@@ -35,6 +35,8 @@ pub fn routes() -> Router<ComputeService> {
         .route("/os-hypervisors/statistics", get(hypervisor_statistics))
         .route("/os-hypervisors/{id}", get(hypervisor_show))
         .route("/os-hypervisors/{id}/servers", get(hypervisor_servers))
+        .route("/os-hypervisors/{id}/search", get(hypervisor_search))
+        .route("/os-hypervisors/{id}/uptime", get(hypervisor_uptime))
 }
 
 fn state(s: &Service, now: i64, down: i64) -> &'static str {
@@ -447,7 +449,7 @@ fn detailed(
                "disabled_reason": s.and_then(|s| s.disabled_reason.clone())}),
     );
     if mv.at_least(88) {
-        m.insert("uptime".into(), Value::Null);
+        m.insert("uptime".into(), json!(uptime(n, now)));
     } else {
         for (k, v) in [
             ("vcpus", json!(r.vcpus)),
@@ -603,6 +605,32 @@ pub async fn hypervisor_show(
     }
 }
 
+/// The hypervisors whose name contains `pattern`, for the routes by name below 2.53 (404
+/// from 2.53, and when none matches; `rule` is the route's policy).
+async fn matching(
+    svc: &ComputeService,
+    auth: &Auth,
+    mv: Microversion,
+    rule: &str,
+    pattern: &str,
+) -> NovaResult<Vec<(Node, Option<Service>)>> {
+    if mv.at_least(53) {
+        return Err(NovaError::not_found("The resource could not be found."));
+    }
+    auth.require_admin(&format!("os_compute_api:os-hypervisors:{rule}"))?;
+    let matched: Vec<(Node, Option<Service>)> = all(svc)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| n.reg.hypervisor_hostname.contains(pattern))
+        .collect();
+    if matched.is_empty() {
+        return Err(NovaError::not_found(format!(
+            "No hypervisor matching '{pattern}' could be found."
+        )));
+    }
+    Ok(matched)
+}
+
 /// `GET /os-hypervisors/{hostname_pattern}/servers` (admin, below 2.53): the hypervisors
 /// whose name contains the pattern, with their servers.
 pub async fn hypervisor_servers(
@@ -611,22 +639,9 @@ pub async fn hypervisor_servers(
     Mv(mv): Mv,
     Path(pattern): Path<String>,
 ) -> NovaResult<Json<Value>> {
-    if mv.at_least(53) {
-        return Err(NovaError::not_found("The resource could not be found."));
-    }
-    auth.require_admin("os_compute_api:os-hypervisors:servers")?;
+    let matched = matching(&svc, &auth, mv, "servers", &pattern).await?;
     let now = strata_core::time::now_micros();
     let down = svc.config().service_down_time_s.max(1) * 1_000_000;
-    let matched: Vec<(Node, Option<Service>)> = all(&svc)
-        .await?
-        .into_iter()
-        .filter(|(n, _)| n.reg.hypervisor_hostname.contains(&pattern))
-        .collect();
-    if matched.is_empty() {
-        return Err(NovaError::not_found(format!(
-            "No hypervisor matching '{pattern}' could be found."
-        )));
-    }
     let mut list = Vec::new();
     for (n, s) in matched {
         let Some(s) = s else { continue };
@@ -635,6 +650,65 @@ pub async fn hypervisor_servers(
         list.push(v);
     }
     Ok(Json(json!({ "hypervisors": list })))
+}
+
+/// `GET /os-hypervisors/{hostname_pattern}/search` (admin, below 2.53): the hypervisors whose
+/// name contains the pattern.
+pub async fn hypervisor_search(
+    State(svc): State<ComputeService>,
+    auth: Auth,
+    Mv(mv): Mv,
+    Path(pattern): Path<String>,
+) -> NovaResult<Json<Value>> {
+    let matched = matching(&svc, &auth, mv, "search", &pattern).await?;
+    let now = strata_core::time::now_micros();
+    let down = svc.config().service_down_time_s.max(1) * 1_000_000;
+    let list: Vec<Value> = matched
+        .into_iter()
+        .map(|(n, s)| Value::Object(brief(&n, s.as_ref(), now, down)))
+        .collect();
+    Ok(Json(json!({ "hypervisors": list })))
+}
+
+/// `GET /os-hypervisors/{id}/uptime` (admin; removed in 2.88, where `uptime` is in the
+/// hypervisor's view).
+pub async fn hypervisor_uptime(
+    State(svc): State<ComputeService>,
+    auth: Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+) -> NovaResult<Json<Value>> {
+    if mv.at_least(88) {
+        return Err(NovaError::not_found("The resource could not be found."));
+    }
+    auth.require_admin("os_compute_api:os-hypervisors:uptime")?;
+    let now = strata_core::time::now_micros();
+    let down = svc.config().service_down_time_s.max(1) * 1_000_000;
+    let Some((n, s)) = all(&svc).await?.into_iter().find(|(n, _)| n.id == id) else {
+        return Err(NovaError::not_found(format!(
+            "Hypervisor with ID '{id}' could not be found."
+        )));
+    };
+    let mut v = brief(&n, s.as_ref(), now, down);
+    v.insert("uptime".into(), json!(uptime(&n, now)));
+    Ok(Json(json!({ "hypervisor": v })))
+}
+
+/// The host's uptime in the shape of `uptime`'s first fields (what Nova's libvirt driver
+/// reports): the time (UTC) and how long its agent has been registered — the control plane
+/// knows when the agent last started, not when the machine booted.
+fn uptime(n: &Node, now: i64) -> String {
+    let secs = ((now - n.updated_at) / 1_000_000).max(0);
+    let day = (now / 1_000_000).rem_euclid(86_400);
+    format!(
+        " {:02}:{:02}:{:02} up {} days, {:2}:{:02}",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60,
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60
+    )
 }
 
 /// `GET /os-hypervisors/statistics` (admin; removed in 2.88).

@@ -123,6 +123,8 @@ pub async fn server_action(
         "shelve" => shelve(c).await,
         "shelveOffload" => shelve_offload(c).await,
         "unshelve" => unshelve(c, &arg).await,
+        "os-resetState" => reset_state(c, &arg).await,
+        "injectNetworkInfo" => inject_network_info(c).await,
         other => Err(NovaError::bad_request(format!(
             "There is no such action: {other}"
         ))),
@@ -384,6 +386,69 @@ where
             })
         })
         .await?
+}
+
+/// `os-resetState` (admins): the `vm_state` set to `active` or `error` and the task cleared,
+/// nothing else (Nova's `_reset_state`: the guest is not touched). Recorded as the
+/// `reset_state` action.
+async fn reset_state(c: Call, arg: &Value) -> NovaResult<Response> {
+    let state = match arg {
+        Value::Object(m) => {
+            schema::only(m, &["state"], Some("os-resetState"), arg)?;
+            match m.get("state") {
+                Some(Value::String(v)) if v == "active" || v == "error" => v.clone(),
+                Some(other) => {
+                    return Err(fail(
+                        Some("os-resetState/state"),
+                        other,
+                        format!("{} is not one of ['active', 'error']", repr(other)),
+                    ))
+                }
+                None => {
+                    return Err(fail(
+                        Some("os-resetState"),
+                        arg,
+                        "'state' is a required property",
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(fail(
+                Some("os-resetState"),
+                other,
+                format!("{} is not of type 'object'", repr(other)),
+            ))
+        }
+    };
+    c.auth
+        .require_admin("os_compute_api:os-admin-actions:reset_state")?;
+    find(&c.svc, &c.auth, &c.id).await?;
+    let action = c
+        .record("reset_state", "api_reset_state")
+        .expect("a record");
+    record_done(&c.svc, &c.id, action, move |n| {
+        n.vm_state = if state == "active" {
+            vm::ACTIVE
+        } else {
+            vm::ERROR
+        }
+        .into();
+        n.task_state = None;
+        Ok(true)
+    })
+    .await?;
+    accepted()
+}
+
+/// `injectNetworkInfo` (admins): 202. Nothing to inject: guests read their network from the
+/// config drive (Nova's libvirt driver does nothing here either).
+async fn inject_network_info(c: Call) -> NovaResult<Response> {
+    c.auth
+        .require_admin("os_compute_api:os-admin-actions:inject_network_info")?;
+    let s = find(&c.svc, &c.auth, &c.id).await?;
+    check_host(&s)?;
+    accepted()
 }
 
 async fn lock(c: Call, arg: &Value) -> NovaResult<Response> {
@@ -779,6 +844,7 @@ async fn security_group(c: Call, arg: &Value, add: bool) -> NovaResult<Response>
     mutate(&c.svc, &c.id, move |n| {
         n.security_groups = union.clone();
         n.security_group_names = names.clone();
+        n.security_groups_removed = union.is_empty();
         Ok(())
     })
     .await?;
@@ -1127,6 +1193,17 @@ async fn rebuild(c: Call, arg: &Value) -> NovaResult<Response> {
     let mut cx = ViewCtx::new(&c.svc, &c.auth, c.mv, &c.links).await?;
     let mut v = servers::view_one(&c.svc, &s, &mut cx, Shape::Core).await?;
     v["adminPass"] = json!(password);
+    // What the rebuild may have changed, in its answer (Nova's `_action_rebuild`).
+    if c.mv.at_least(54) {
+        v["key_name"] = json!(s.key_name);
+    }
+    if c.mv.at_least(57) {
+        v["user_data"] = json!(s.user_data);
+        // The full view of 2.75 carries it here instead (Nova's `show_user_data=False`).
+        if let Some(m) = v.as_object_mut() {
+            m.remove("OS-EXT-SRV-ATTR:user_data");
+        }
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({ "server": v }))).into_response())
 }
 

@@ -312,12 +312,22 @@ pub fn view(s: &Server, cx: &ViewCtx, shape: Shape) -> Value {
     v["os-extended-volumes:volumes_attached"] = super::server_volumes::volumes_attached(s, mv);
     if !s.ports.is_empty() {
         let mut names: Vec<String> = Vec::new();
-        for n in &s.security_group_names() {
+        // What the ports have now: none after the last group was removed.
+        let groups = if s.security_groups_removed {
+            Vec::new()
+        } else {
+            s.security_group_names()
+        };
+        for n in &groups {
             if !names.contains(n) {
                 names.push(n.clone());
             }
         }
-        v["security_groups"] = json!(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        // None left (all removed): no key, as Nova shows it.
+        if !names.is_empty() {
+            v["security_groups"] =
+                json!(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        }
     }
     if cx.admin {
         v["OS-EXT-SRV-ATTR:host"] = json!(s.host);
@@ -1311,6 +1321,7 @@ pub async fn server_create(
         networks,
         security_groups: sg_ids,
         security_group_names: sg_names,
+        security_groups_removed: false,
         scheduler_hints: c.hints.clone(),
         group_id: group_id.clone(),
         attempts: 0,
@@ -1644,7 +1655,9 @@ async fn list(
             .get("all_tenants")
             .is_some_and(|v| v.is_empty() || schema::bool_from_string(v).unwrap_or(true));
     let mut scan = sdb::Scan::default();
-    let project_filter = if admin {
+    // As Nova: `project_id`/`tenant_id` count only with `all_tenants` (lp:#1185290);
+    // without it an admin lists their own project's servers too.
+    let project_filter = if all_tenants {
         pairs
             .get("project_id")
             .or(pairs.get("tenant_id"))
@@ -1693,6 +1706,16 @@ async fn list(
     };
     if admin {
         scan.host = pairs.get("host").map(String::from);
+    }
+    if let Some(st) = pairs.get("status") {
+        scan.vm_states = server::vm_states_of_status(st);
+        if scan.vm_states.is_empty() {
+            // Nothing can match; an empty list means "any" to the scan.
+            return Ok((Vec::new(), None, limit));
+        }
+    }
+    if let Some(page) = sql_page(svc, pairs, &scan, limit).await? {
+        return Ok(page);
     }
     let mut rows = sdb::scan(svc.store(), &scan).await?;
     // Filters.
@@ -1834,6 +1857,96 @@ async fn list(
             }
         }
     }
+    Ok(page_of(rows, limit, pairs))
+}
+
+/// The query parameters [`list`] applies to the rows in memory.
+const MEMORY_FILTERS: &[&str] = &[
+    "name",
+    "display_name",
+    "image",
+    "image_ref",
+    "flavor",
+    "ip",
+    "ip6",
+    "reservation_id",
+    "tags",
+    "tags-any",
+    "not-tags",
+    "not-tags-any",
+    "locked",
+    "user_id",
+    "node",
+    "availability_zone",
+    "vm_state",
+    "key_name",
+    "sort_key",
+    "sort_dir",
+];
+
+/// A listing SQL can page by itself — no filter applied in memory, the default order
+/// (newest first), a status that its `vm_state`s decide alone (`BUILD`, `ERROR`… but not
+/// `ACTIVE`, which a task can turn into `REBOOT`) — read a page at a time: a `GET /servers`
+/// among 100,000 servers reads one page of them, not all. `None`: the listing needs the
+/// general path.
+async fn sql_page(
+    svc: &ComputeService,
+    pairs: &Pairs,
+    scan: &sdb::Scan,
+    limit: usize,
+) -> NovaResult<Option<(Vec<Server>, Option<String>, usize)>> {
+    if MEMORY_FILTERS.iter().any(|k| pairs.get(k).is_some()) {
+        return Ok(None);
+    }
+    if let Some(st) = pairs.get("status") {
+        let want = st.to_ascii_uppercase();
+        let tasks = [
+            None,
+            Some(server::task::REBOOTING),
+            Some(server::task::REBUILDING),
+            Some("migrating"),
+            Some("resize_prep"),
+            Some("resize_reverting"),
+            Some("deleting"),
+            Some("spawning"),
+        ];
+        let decided = scan
+            .vm_states
+            .iter()
+            .all(|v| tasks.iter().all(|t| server::status(v, *t) == want));
+        if !decided || want == "DELETED" {
+            return Ok(None);
+        }
+    }
+    let after = match pairs.get("marker") {
+        None => None,
+        Some(m) => {
+            let one = sdb::Scan {
+                id: Some(m.to_string()),
+                ..scan.clone()
+            };
+            match sdb::scan(svc.store(), &one).await?.into_iter().next() {
+                Some(s) => Some((s.created_at, s.id)),
+                None => {
+                    return Err(NovaError::bad_request(format!("marker [{m}] not found")));
+                }
+            }
+        }
+    };
+    let paged = sdb::Scan {
+        page: Some((limit + 1, after)),
+        ..scan.clone()
+    };
+    let rows = sdb::scan(svc.store(), &paged).await?;
+    Ok(Some(page_of(rows, limit, pairs)))
+}
+
+/// The first `limit` of `rows` (what follows the marker), with the marker of the next page.
+fn page_of(
+    mut rows: Vec<Server>,
+    limit: usize,
+    pairs: &Pairs,
+) -> (Vec<Server>, Option<String>, usize) {
     let full = rows.len() > limit;
     rows.truncate(limit);
     let next = if full || (rows.len() == limit && limit > 0 && pairs.get("limit").is_some()) {
@@ -1841,7 +1954,7 @@ async fn list(
     } else {
         None
     };
-    Ok((rows, next, limit))
+    (rows, next, limit)
 }
 
 async fn list_response(
