@@ -6,7 +6,9 @@
 #   2. creates/reuses the Python venv $STRATA_VENV (default /var/tmp/strata-venv) from
 #      tests/e2e/requirements.txt, reinstalling only when that file changes
 #   3. starts (or reuses) a private PostgreSQL (scripts/pg-test-server.sh) for the store tests,
-#      and libvirt (scripts/libvirt-up.sh) for the libvirt driver's guest test
+#      and libvirt (scripts/libvirt-up.sh) for the libvirt driver's guest test; installs
+#      VirtualBMC into $STRATA_VBMC_VENV (scripts/vbmc-up.sh --install) for the IPMI client's
+#      interop test
 #   4. cargo build -p strata; cargo nextest run --workspace
 #   5. pytest tests/e2e against the built binary
 #   6. scripts/tempest-identity.sh: Tempest identity, image, volume and network tests; the
@@ -62,6 +64,10 @@ command -v git >/dev/null || need+=(git)
 command -v qemu-img >/dev/null || need+=(qemu-utils)  # image tests compare virtual sizes with qemu-img
 # the libvirt guest test: its guest is a Debian kernel + busybox initramfs (tests/e2e/guest)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# strata-ipmi's and strata-sim's tests drive our IPMI BMCs with the real ipmitool
+command -v ipmitool >/dev/null || need+=(ipmitool)
+# libvirt-python (VirtualBMC's venv, the independent IPMI server) builds from its sdist
+pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
 command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"
@@ -105,6 +111,11 @@ stage "libvirt"
 bash "$ROOT/scripts/libvirt-up.sh" || broken libvirt "scripts/libvirt-up.sh failed"
 # The guest test fails (instead of skipping) when libvirt is missing.
 export STRATA_REQUIRE_LIBVIRT=1
+
+stage "virtualbmc"
+export STRATA_VBMC_VENV=${STRATA_VBMC_VENV:-/var/tmp/strata-vbmc-venv}
+bash "$ROOT/scripts/vbmc-up.sh" --install || broken virtualbmc "scripts/vbmc-up.sh --install failed"
+export STRATA_REQUIRE_IPMITOOL=1 STRATA_REQUIRE_VBMC=1
 
 # --- 4. Rust --------------------------------------------------------------------------------------
 BUILD_OK=0

@@ -5,7 +5,6 @@ Run: STRATA_BIN=/var/tmp/strata-target/debug/strata pytest tests/e2e -q
 
 from __future__ import annotations
 
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Api, Openstack, StrataServer, strata_bin  # noqa: E402
+from harness import Api, Openstack, StrataServer, running, strata_bin  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -27,18 +26,8 @@ def pytest_sessionstart(session):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The shared all-in-one. Stopped by PID with SIGTERM at the end; must exit 0 promptly."""
-    s = StrataServer(tmp_path_factory.mktemp("strata") / "data")
-    try:
-        s.start()
-    except BaseException:
-        s.kill()
-        raise
-    yield s
-    try:
-        rc = s.stop(signal.SIGTERM)
-    finally:
-        s.kill()
-    assert rc == 0, f"strata up exited {rc} after SIGTERM\n{s.logs()}"
+    with running(StrataServer(tmp_path_factory.mktemp("strata") / "data"), "strata up") as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

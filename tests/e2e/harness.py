@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,26 @@ def poll(cond, deadline_s: float, what: str, interval: float = 0.05):
         if time.monotonic() >= end:
             raise TimeoutError(f"timed out after {deadline_s}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+@contextmanager
+def running(proc, what: str = "strata"):
+    """Starts `proc` (a StrataServer, a sim_harness.Sim: anything with start, stop, kill and
+    logs), yields it, then stops it by PID with SIGTERM: it must exit 0. Killed if starting or
+    stopping fails."""
+    try:
+        proc.start()
+    except BaseException:
+        proc.kill()
+        raise
+    try:
+        yield proc
+    finally:
+        try:
+            rc = proc.stop()
+        finally:
+            proc.kill()
+    assert rc == 0, f"{what} exited {rc} after SIGTERM\n{proc.logs()}"
 
 
 @dataclass

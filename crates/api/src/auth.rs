@@ -98,3 +98,52 @@ pub type ValidateFuture<'a> =
 pub trait TokenValidator: Send + Sync + 'static {
     fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a>;
 }
+
+/// The caller of a request: the in-process caller when it is one, else the holder of a valid
+/// `X-Auth-Token` whose application-credential access rules (if any) allow `method path` on
+/// one of `service_types`. Services answer the failure in their own format (mostly
+/// [`unauthorized_response`]).
+pub async fn authenticate(
+    parts: &http::request::Parts,
+    tokens: &dyn TokenValidator,
+    service_types: &[&str],
+) -> Result<Arc<AuthContext>, AuthFailure> {
+    if let Some(ctx) = crate::in_process_caller(parts) {
+        return Ok(ctx);
+    }
+    let token = parts
+        .headers
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthFailure::Missing)?;
+    let ctx = tokens.validate(token).await?;
+    let allowed = service_types.iter().any(|t| {
+        crate::access_rules_allow(
+            &ctx.access_rules,
+            t,
+            parts.method.as_str(),
+            parts.uri.path(),
+        )
+    });
+    if !allowed {
+        return Err(AuthFailure::Invalid);
+    }
+    Ok(ctx)
+}
+
+/// keystonemiddleware's 401, which every service behind it answers in Keystone's format:
+/// `{"error": {"code": 401, "title": "Unauthorized", "message": …}}` with `WWW-Authenticate`.
+pub fn unauthorized_response(message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({"error": {"code": 401, "title": "Unauthorized",
+        "message": message}});
+    (
+        http::StatusCode::UNAUTHORIZED,
+        [(
+            http::header::WWW_AUTHENTICATE,
+            "Keystone uri=\"/identity\"".to_string(),
+        )],
+        axum::Json(body),
+    )
+        .into_response()
+}

@@ -16,7 +16,8 @@ pub mod metrics;
 
 pub use access_rules::{access_rules_allow, path_matches, AccessRule};
 pub use auth::{
-    AuthContext, AuthFailure, Scope, TokenValidator, ValidateFuture, AUTH_TOKEN_HEADER,
+    authenticate, unauthorized_response, AuthContext, AuthFailure, Scope, TokenValidator,
+    ValidateFuture, AUTH_TOKEN_HEADER,
 };
 pub use http::{assemble, RequestId, ServiceRoute, TrimmedSlash, REQUEST_ID_HEADER};
 pub use inproc::{in_process_caller, InProcessCaller};

@@ -21,6 +21,7 @@ pub struct Config {
     pub volume: VolumeConfig,
     pub network: NetworkConfig,
     pub compute: ComputeConfig,
+    pub baremetal: BaremetalConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -361,6 +362,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "volume",
     "network",
     "compute",
+    "baremetal",
 ];
 
 /// An environment value is read as a TOML value when it parses as a number or boolean, and as a
@@ -467,6 +469,83 @@ impl ComputeConfig {
             "security_group_rules" => self.quota_security_group_rules,
             _ => return None,
         })
+    }
+}
+
+/// The bare-metal service (Ironic): its conductor's periodic work and the BMC drivers' timing.
+/// Names follow Ironic's `[conductor]` options where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaremetalConfig {
+    /// The conductor's host name, as `/v1/conductors` and `reservation` show it; empty means
+    /// this machine's host name.
+    pub conductor_hostname: String,
+    /// Seconds between two passes of the power-state sync loop (Ironic's
+    /// `sync_power_state_interval`); 0 disables it. Unset: 120 (Ironic's default) for
+    /// `strata server`, 60 for `strata up`.
+    pub sync_power_state_interval: Option<u64>,
+    /// BMCs read at once by the power-state sync (Ironic's `sync_power_state_workers`).
+    pub sync_power_state_workers: usize,
+    /// Consecutive failed power reads after which the sync puts a node into maintenance with
+    /// the fault `power failure` (Ironic's `power_state_sync_max_retries`).
+    pub power_state_sync_max_retries: u32,
+    /// Attempts of a BMC operation that failed for a reason that may pass (unreachable, a BMC
+    /// fault) before the operation fails for good: power actions and the `manage` verification.
+    pub power_retries: u32,
+    /// Delay before the first retry, milliseconds; doubled on each further retry.
+    pub power_retry_backoff_ms: u64,
+    /// Seconds a power action may take to be reflected by the BMC (Ironic's
+    /// `power_state_change_timeout`).
+    pub power_state_change_timeout: u64,
+    /// Seconds a soft power off or soft reboot may take (Ironic's `soft_power_off_timeout`).
+    pub soft_power_off_timeout: u64,
+    /// Seconds one request to a BMC may take (connect and answer).
+    pub bmc_request_timeout: u64,
+    /// What `automated_clean` means on nodes that leave it unset (Ironic's `automated_clean`).
+    pub automated_clean: bool,
+    /// Ironic's `[deploy] fast_track`: the ramdisk lookup also finds nodes in `enroll`,
+    /// `manageable` and `available`.
+    pub fast_track: bool,
+    /// The `heartbeat_timeout` handed to ramdisks at lookup (Ironic's `[api]
+    /// ramdisk_heartbeat_timeout`).
+    pub ramdisk_heartbeat_timeout: u64,
+    /// Reserved for the deploy work: Ironic's `max_concurrent_deploy`.
+    pub max_concurrent_deploy: u32,
+    /// Reserved for the deploy work: Ironic's `deploy_callback_timeout`, seconds.
+    pub deploy_callback_timeout: u64,
+    /// Reserved for inspection: Ironic's `inspect_wait_timeout`, seconds.
+    pub inspect_wait_timeout: u64,
+    /// The most items one list returns (Ironic's `[api] max_limit`).
+    pub max_limit: u64,
+}
+
+impl Default for BaremetalConfig {
+    fn default() -> Self {
+        BaremetalConfig {
+            conductor_hostname: String::new(),
+            sync_power_state_interval: None,
+            sync_power_state_workers: 8,
+            power_state_sync_max_retries: 3,
+            power_retries: 3,
+            power_retry_backoff_ms: 1000,
+            power_state_change_timeout: 60,
+            soft_power_off_timeout: 600,
+            bmc_request_timeout: 10,
+            automated_clean: true,
+            fast_track: false,
+            ramdisk_heartbeat_timeout: 300,
+            max_concurrent_deploy: 250,
+            deploy_callback_timeout: 1800,
+            inspect_wait_timeout: 1800,
+            max_limit: 1000,
+        }
+    }
+}
+
+impl BaremetalConfig {
+    /// The sync interval in force: the configured one, else Ironic's 120 s.
+    pub fn sync_interval(&self) -> u64 {
+        self.sync_power_state_interval.unwrap_or(120)
     }
 }
 

@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     portable!(18, "0018_compute_migrations"),
     portable!(19, "0019_compute_aggregates"),
     portable!(20, "0020_compute_server_move_host"),
+    portable!(21, "0021_baremetal"),
 ];
 
 impl Store {

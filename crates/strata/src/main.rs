@@ -2,8 +2,10 @@
 //! each role is wired in its own module.
 
 mod agent;
+mod bmc;
 mod clouds;
 mod serve;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,13 @@ enum Command {
     Server(serve::ServerArgs),
     /// Run this machine's compute node agent against a control plane.
     Agent(agent::AgentArgs),
+    /// Serve simulated bare-metal hosts with Redfish BMCs on loopback.
+    Sim(sim::SimArgs),
+    /// Talk IPMI to a BMC, or serve IPMI for a fake machine.
+    Bmc {
+        #[command(subcommand)]
+        command: bmc::BmcCommand,
+    },
     /// Benchmarks against a running Strata (results go to docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -91,6 +100,8 @@ fn main() -> ExitCode {
             Command::Up(args) => serve::up(args).await,
             Command::Server(args) => serve::server(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Sim(args) => sim::run(args).await,
+            Command::Bmc { command } => bmc::run(command).await,
             Command::Bench {
                 command: BenchCommand::Identity(args),
             } => strata_bench::run_identity(args).await,

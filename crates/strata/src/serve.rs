@@ -47,6 +47,11 @@ pub const SERVICES: &[CatalogService] = &[
         name: "placement",
         path: "/placement",
     },
+    CatalogService {
+        kind: "baremetal",
+        name: "ironic",
+        path: "/baremetal",
+    },
 ];
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +70,11 @@ pub struct UpArgs {
     /// registers as a hypervisor with 8 VCPUs, 16 GiB and 100 GB.
     #[arg(long, default_value_t = 0)]
     pub fake_hosts: u32,
+    /// Simulated bare-metal hosts (`sim-0000` …) with Redfish and IPMI BMCs on ephemeral
+    /// loopback ports, as `strata sim` serves them; state in <data-dir>/sim, where hosts.json
+    /// lists their BMCs (docs/simulator.md).
+    #[arg(long, default_value_t = 0)]
+    pub sim_hosts: u32,
     /// The driver of the all-in-one's own compute host: `fake` (in memory) or `libvirt` (real
     /// QEMU guests through libvirt on this machine; docs/operator-guide.md).
     #[arg(long, value_parser = ["fake", "libvirt"], default_value = "fake")]
@@ -165,6 +175,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     cfg.server.data_dir = Some(dir.clone());
     // An all-in-one often has one compute host: a resize may stay on it (as in DevStack).
     cfg.compute.allow_resize_to_same_host.get_or_insert(true);
+    // The all-in-one syncs bare-metal power more often than Ironic's 120 s default.
+    cfg.baremetal.sync_power_state_interval.get_or_insert(60);
     if cfg.database.url.is_empty() {
         cfg.database.url = format!("sqlite://{}", dir.join("strata.db").display());
     }
@@ -180,7 +192,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         None
     };
     let clouds_path = dir.join("clouds.yaml");
-    run(cfg, true, args.fake_hosts, own_libvirt, |url, boot| {
+    let sim = match args.sim_hosts {
+        0 => None,
+        n => Some(crate::sim::start_embedded(&dir, n).await?),
+    };
+    let served = run(cfg, true, args.fake_hosts, own_libvirt, |url, boot| {
         let auth_url = format!("{url}/identity");
         match boot {
             Some(b) => clouds::write(
@@ -201,7 +217,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("openstack --os-cloud strata token issue");
         Ok(())
     })
-    .await
+    .await;
+    if let Some(fleet) = sim {
+        fleet.shutdown().await;
+    }
+    served
 }
 
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -396,6 +416,13 @@ async fn run(
         .await
         .context("seeding the compute service")?;
     agents.push(compute.spawn_controller(stop_rx.clone()));
+    let baremetal = strata_baremetal::BaremetalService::new(
+        store.clone(),
+        Arc::new(identity.clone()),
+        &base_url,
+        cfg.baremetal.clone(),
+    );
+    agents.push(baremetal.spawn_conductor(stop_rx.clone()));
     // The all-in-one is a compute host itself (the fake driver, named as the network host
     // agent's host so that its guests' ports go ACTIVE), plus any simulated hosts asked for.
     let mut hosts: Vec<String> = Vec::new();
@@ -432,6 +459,7 @@ async fn run(
             ("/placement", placement.router()),
             ("/compute", compute.router()),
             ("/agent", compute.agent_router()),
+            ("/baremetal", baremetal.router()),
         ],
         cfg.http.max_body_bytes,
     );
